@@ -1,0 +1,84 @@
+# Everything that needs gRPC: generated code, server, client, their tests.
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+
+# One library holds all generated code. health.proto is compiled in so that
+# reflection can describe the standard health service.
+set(SF_GRPC_PROTO_DIR /usr/share/grpc-proto)
+set(SF_GEN_DIR ${CMAKE_BINARY_DIR}/gen)
+set(SF_PROTOS
+  "${CMAKE_SOURCE_DIR}/proto|singleflight/v1/singleflight.proto"
+  "${SF_GRPC_PROTO_DIR}|grpc/health/v1/health.proto")
+set(SF_GEN_SOURCES)
+foreach(entry ${SF_PROTOS})
+  string(REPLACE "|" ";" parts "${entry}")
+  list(GET parts 0 root)
+  list(GET parts 1 proto)
+  string(REGEX REPLACE "\\.proto$" "" stem "${proto}")
+  set(outputs ${SF_GEN_DIR}/${stem}.pb.cc ${SF_GEN_DIR}/${stem}.pb.h
+              ${SF_GEN_DIR}/${stem}.grpc.pb.cc ${SF_GEN_DIR}/${stem}.grpc.pb.h)
+  add_custom_command(
+    OUTPUT ${outputs}
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${SF_GEN_DIR}
+    COMMAND protobuf::protoc --proto_path=${root}
+            --proto_path=${Protobuf_INCLUDE_DIRS}
+            --cpp_out=${SF_GEN_DIR} --grpc_out=${SF_GEN_DIR}
+            --plugin=protoc-gen-grpc=${GRPC_CPP_PLUGIN} ${root}/${proto}
+    DEPENDS ${root}/${proto}
+    COMMENT "Generating C++ for ${proto}")
+  list(APPEND SF_GEN_SOURCES ${SF_GEN_DIR}/${stem}.pb.cc
+                             ${SF_GEN_DIR}/${stem}.grpc.pb.cc)
+endforeach()
+add_library(sf_proto ${SF_GEN_SOURCES})
+target_include_directories(sf_proto PUBLIC ${SF_GEN_DIR})
+target_link_libraries(sf_proto PUBLIC gRPC::grpc++ protobuf::libprotobuf)
+# Generated code is not ours to warn about.
+target_compile_options(sf_proto PRIVATE -w)
+
+add_library(sf_server
+  server/do_reactor.cc
+  server/do_stream_reactor.cc
+  server/request_validation.cc
+  server/server.cc
+  server/service.cc)
+target_link_libraries(sf_server PUBLIC sf_fetchers sf_proto
+  gRPC::grpc++_reflection)
+
+add_executable(singleflightd server/main.cc)
+target_link_libraries(singleflightd PRIVATE sf_server absl::flags
+  absl::flags_parse absl::flags_usage)
+
+add_library(sf_client client/client.cc)
+target_link_libraries(sf_client PUBLIC sf_proto absl::status absl::statusor
+  absl::time)
+
+add_executable(sfctl client/sfctl.cc)
+target_link_libraries(sfctl PRIVATE sf_client absl::flags absl::flags_parse
+  absl::flags_usage absl::str_format absl::synchronization absl::flat_hash_set)
+
+add_executable(server_tests
+  tests/server/request_validation_test.cc
+  tests/server/service_test.cc)
+target_link_libraries(server_tests PRIVATE sf_server sf_client
+  GTest::gtest_main)
+gtest_discover_tests(server_tests PROPERTIES LABELS "${SF_TEST_LABELS}"
+  DISCOVERY_TIMEOUT 60)
+
+set(SF_E2E_LABELS e2e)
+if(SF_SANITIZER)
+  list(APPEND SF_E2E_LABELS ${SF_SANITIZER}-sanitizer)
+endif()
+add_executable(e2e_tests
+  tests/e2e/server_process.cc
+  tests/e2e/do_e2e_test.cc
+  tests/e2e/stream_e2e_test.cc
+  tests/e2e/lifecycle_e2e_test.cc
+  tests/e2e/sfctl_e2e_test.cc)
+target_compile_definitions(e2e_tests PRIVATE
+  SF_BIN_DIR="${CMAKE_RUNTIME_OUTPUT_DIRECTORY}")
+target_link_libraries(e2e_tests PRIVATE sf_client absl::strings
+  absl::synchronization GTest::gtest_main)
+add_dependencies(e2e_tests singleflightd sfctl)
+gtest_discover_tests(e2e_tests PROPERTIES LABELS "${SF_E2E_LABELS}"
+  DISCOVERY_TIMEOUT 60)

@@ -1,0 +1,100 @@
+#include "core/fetcher_registry.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace singleflight {
+namespace {
+
+bool IsValidName(absl::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(c) || c == '_' || c == '-' || c == '.';
+  });
+}
+
+}  // namespace
+
+FetcherRegistry::FetcherRegistry(FetcherEnvironment environment)
+    : environment_(environment) {}
+
+void FetcherRegistry::RegisterScheme(std::string scheme,
+                                     FetcherFactory factory) {
+  factories_[std::move(scheme)] = std::move(factory);
+}
+
+absl::Status FetcherRegistry::Add(absl::string_view name,
+                                  absl::string_view uri_text,
+                                  FetcherPolicy policy) {
+  if (!IsValidName(name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fetcher name \"", name,
+                     "\" must be 1..128 of [A-Za-z0-9_.-]"));
+  }
+  if (fetchers_.contains(name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fetcher \"", name, "\" is defined twice"));
+  }
+  if (policy.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fetcher \"", name, "\": timeout must be positive"));
+  }
+  absl::StatusOr<FetcherUri> uri = FetcherUri::Parse(uri_text);
+  if (!uri.ok()) return uri.status();
+  auto factory = factories_.find(uri->scheme);
+  if (factory == factories_.end()) {
+    std::vector<std::string> schemes;
+    for (const auto& entry : factories_) schemes.push_back(entry.first + ":");
+    std::sort(schemes.begin(), schemes.end());
+    return absl::InvalidArgumentError(
+        absl::StrCat("fetcher \"", name, "\": unknown scheme \"", uri->scheme,
+                     ":\" (known: ", absl::StrJoin(schemes, ", "), ")"));
+  }
+  absl::StatusOr<std::unique_ptr<Fetcher>> fetcher =
+      factory->second(*uri, environment_);
+  if (!fetcher.ok()) {
+    return absl::Status(fetcher.status().code(),
+                        absl::StrCat("fetcher \"", name, "\": ",
+                                     fetcher.status().message()));
+  }
+  auto named = std::make_unique<NamedFetcher>();
+  named->name = std::string(name);
+  named->uri = std::string(uri_text);
+  named->policy = policy;
+  named->fetcher = *std::move(fetcher);
+  if (default_name_.empty()) default_name_ = named->name;
+  fetchers_.emplace(named->name, std::move(named));
+  return absl::OkStatus();
+}
+
+absl::Status FetcherRegistry::SetDefault(absl::string_view name) {
+  absl::StatusOr<const NamedFetcher*> fetcher = Find(name);
+  if (!fetcher.ok()) return fetcher.status();
+  default_name_ = (*fetcher)->name;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<const NamedFetcher*> FetcherRegistry::Find(
+    absl::string_view name) const {
+  if (name.empty()) name = default_name_;
+  auto it = fetchers_.find(name);
+  if (it == fetchers_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown fetcher \"", name,
+                                            "\" (known: ",
+                                            absl::StrJoin(Names(), ", "), ")"));
+  }
+  return it->second.get();
+}
+
+std::vector<std::string> FetcherRegistry::Names() const {
+  std::vector<std::string> names;
+  for (const auto& entry : fetchers_) names.push_back(entry.first);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace singleflight

@@ -1,0 +1,171 @@
+#ifndef SINGLEFLIGHT_CORE_GROUP_H_
+#define SINGLEFLIGHT_CORE_GROUP_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/hash/hash.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/fetcher.h"
+#include "core/timer_queue.h"
+
+namespace singleflight {
+
+// The result of one flight, shared by all of its waiters without copying.
+struct FlightResult {
+  absl::Status status;
+  std::string value;  // Empty unless status is OK.
+};
+
+// What one waiter receives, exactly once.
+struct Outcome {
+  std::shared_ptr<const FlightResult> result;
+  // True for a waiter that joined a flight; for the waiter that started it,
+  // true iff anyone joined.
+  bool shared = false;
+
+  const absl::Status& status() const { return result->status; }
+  const std::string& value() const { return result->value; }
+};
+
+// A waiter is a callback, not a blocked thread.
+using Waiter = absl::AnyInvocable<void(Outcome)>;
+
+// An operator's view of one flight.
+struct FlightInfo {
+  std::string fetcher;
+  std::string key;
+  uint32_t waiters = 0;
+  absl::Duration age;
+  bool forgotten = false;
+};
+
+// Group is Go's singleflight.Group for asynchronous callers: while a flight
+// for (fetcher, key) runs, every further Do for it joins that flight, the
+// fetcher runs once, and every waiter receives the same Outcome.
+//
+// Beyond Go: a waiter may Leave early (deadline, cancellation) without
+// disturbing the others; when the last waiter leaves, the flight is cancelled
+// (the fetcher sees its CancellationSignal) and the key is free; every
+// execution is bounded by its fetcher's policy timeout.
+//
+// A flight that finishes is gone: there is no caching.
+//
+// Thread-safe. Waiters are called outside the Group's locks, on whichever
+// thread completes the flight (a fetcher's thread, the timer thread, or the
+// caller of Do/Leave itself when the result is immediate), so a waiter must
+// not block.
+//
+// REQUIRES: the Group outlives every fetch it starts and `timers`.
+class Group {
+ private:
+  struct Flight;
+
+ public:
+  // Identifies one waiter of one flight, for Leave().
+  class Ticket {
+   public:
+    Ticket() = default;
+
+   private:
+    friend class Group;
+    std::shared_ptr<Flight> flight_;
+    uint64_t waiter_id_ = 0;
+  };
+
+  explicit Group(TimerQueue* timers);
+  Group(const Group&) = delete;
+  Group& operator=(const Group&) = delete;
+
+  // Joins the flight for (fetcher.name, key), or starts one that calls
+  // fetcher.fetcher->Fetch with `payload` (a joiner's payload is ignored). `waiter` is called exactly once:
+  // with the flight's outcome, or with the status given to Leave().
+  // It may be called before Do returns.
+  Ticket Do(const NamedFetcher& fetcher, absl::string_view key,
+            absl::string_view payload, Waiter waiter);
+
+  // Go's Do: blocks the calling thread until the outcome is known. For tests
+  // and tools; servers use Do().
+  Outcome DoSync(const NamedFetcher& fetcher, absl::string_view key,
+                 absl::string_view payload);
+
+  // Removes the waiter and calls it at once with `status` (for example
+  // CANCELLED or DEADLINE_EXCEEDED). Returns false, and does nothing, if the
+  // waiter was already called or is being called. If it was the flight's last
+  // waiter, the flight is cancelled.
+  // REQUIRES: !status.ok()
+  bool Leave(const Ticket& ticket, absl::Status status);
+
+  // Go's Forget: the running flight for (fetcher, key) goes on and its
+  // waiters still get its outcome, but the next Do starts a new flight.
+  // Returns true if a flight was in progress.
+  bool Forget(absl::string_view fetcher, absl::string_view key);
+
+  // Every flight in progress, forgotten ones included.
+  std::vector<FlightInfo> InFlight() const;
+
+ private:
+  struct KeyView {
+    absl::string_view fetcher;
+    absl::string_view key;
+  };
+  // Heterogeneous hashing, so that lookups need no string copies.
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(KeyView k) const {
+      return absl::Hash<std::pair<absl::string_view, absl::string_view>>()(
+          {k.fetcher, k.key});
+    }
+    size_t operator()(const std::pair<std::string, std::string>& k) const {
+      return (*this)(KeyView{k.first, k.second});
+    }
+  };
+  struct KeyEq {
+    using is_transparent = void;
+    static KeyView View(KeyView k) { return k; }
+    static KeyView View(const std::pair<std::string, std::string>& k) {
+      return KeyView{k.first, k.second};
+    }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      KeyView x = View(a), y = View(b);
+      return x.fetcher == y.fetcher && x.key == y.key;
+    }
+  };
+  using Table = absl::flat_hash_map<std::pair<std::string, std::string>,
+                                    std::shared_ptr<Flight>, KeyHash, KeyEq>;
+  struct Shard {
+    mutable absl::Mutex mu;
+    Table flights ABSL_GUARDED_BY(mu);
+    // Forgotten flights still running: they are out of `flights`.
+    absl::flat_hash_map<Flight*, std::shared_ptr<Flight>> forgotten
+        ABSL_GUARDED_BY(mu);
+  };
+  static constexpr size_t kShards = 16;
+
+  Shard& ShardFor(KeyView key);
+  void Start(const NamedFetcher& fetcher, const std::shared_ptr<Flight>& flight,
+             std::string payload);
+  // Ends the flight with `result` unless it already ended.
+  void Complete(const std::shared_ptr<Flight>& flight, FlightResult result);
+  // Takes the flight out of its shard's table or forgotten set.
+  // REQUIRES: shard.mu held.
+  static void Detach(Shard& shard, Flight& flight)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+
+  TimerQueue* const timers_;
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace singleflight
+
+#endif  // SINGLEFLIGHT_CORE_GROUP_H_

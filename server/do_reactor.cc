@@ -1,0 +1,44 @@
+#include "server/do_reactor.h"
+
+#include <chrono>
+
+#include "server/grpc_status.h"
+#include "server/request_validation.h"
+
+namespace singleflight {
+
+DoReactor::DoReactor(grpc::CallbackServerContext* context, Group* group,
+                     const FetcherRegistry& registry,
+                     const v1::DoRequest& request, v1::DoResponse* response)
+    : context_(context), group_(group), response_(response) {
+  absl::StatusOr<const NamedFetcher*> fetcher =
+      ResolveRequest(registry, request.fetcher(), request.key());
+  if (!fetcher.ok()) {
+    Finish(ToGrpcStatus(fetcher.status()));
+    return;
+  }
+  // The waiter may run before Do returns (an immediate result); gRPC does not
+  // call OnDone before this constructor has returned, so that is safe.
+  ticket_ = group_->Do(**fetcher, request.key(), request.payload(),
+                       [this](Outcome outcome) { Deliver(outcome); });
+}
+
+void DoReactor::OnCancel() {
+  bool deadline_passed =
+      context_->deadline() <= std::chrono::system_clock::now();
+  group_->Leave(ticket_, deadline_passed
+                             ? absl::DeadlineExceededError("deadline exceeded")
+                             : absl::CancelledError("cancelled by the caller"));
+}
+
+void DoReactor::Deliver(const Outcome& outcome) {
+  if (!outcome.status().ok()) {
+    Finish(ToGrpcStatus(outcome.status()));
+    return;
+  }
+  response_->set_value(outcome.value());
+  response_->set_shared(outcome.shared);
+  Finish(grpc::Status::OK);
+}
+
+}  // namespace singleflight

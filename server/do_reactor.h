@@ -1,0 +1,36 @@
+#ifndef SINGLEFLIGHT_SERVER_DO_REACTOR_H_
+#define SINGLEFLIGHT_SERVER_DO_REACTOR_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "core/fetcher_registry.h"
+#include "core/group.h"
+#include "singleflight/v1/singleflight.grpc.pb.h"
+
+namespace singleflight {
+
+// One unary Do call: joins or starts the flight, and finishes when the flight
+// completes, or at once when the caller cancels or its deadline passes. No
+// thread waits in between. Deletes itself in OnDone.
+class DoReactor : public grpc::ServerUnaryReactor {
+ public:
+  DoReactor(grpc::CallbackServerContext* context, Group* group,
+            const FetcherRegistry& registry, const v1::DoRequest& request,
+            v1::DoResponse* response);
+
+  void OnCancel() override;
+  void OnDone() override { delete this; }
+
+ private:
+  void Deliver(const Outcome& outcome);
+
+  grpc::CallbackServerContext* const context_;
+  Group* const group_;
+  v1::DoResponse* const response_;
+  // Written before the reactor is returned to gRPC, read only by OnCancel.
+  Group::Ticket ticket_;
+};
+
+}  // namespace singleflight
+
+#endif  // SINGLEFLIGHT_SERVER_DO_REACTOR_H_

@@ -1,0 +1,152 @@
+#include "server/do_stream_reactor.h"
+
+#include <utility>
+#include <vector>
+
+#include "server/request_validation.h"
+
+namespace singleflight {
+namespace {
+
+void SetStatus(const absl::Status& status, v1::DoResponse& response) {
+  response.mutable_status()->set_code(static_cast<int32_t>(status.code()));
+  response.mutable_status()->set_message(std::string(status.message()));
+}
+
+}  // namespace
+
+DoStreamReactor::DoStreamReactor(grpc::CallbackServerContext* context,
+                                 Group* group, const FetcherRegistry& registry)
+    : group_(group), registry_(registry) {
+  StartRead(&request_);
+}
+
+void DoStreamReactor::OnReadDone(bool ok) {
+  if (ok) StartItem(request_);
+  bool read_more;
+  {
+    absl::MutexLock lock(&mu_);
+    read_more = ok && !cancelled_;
+    // The call cannot finish before this is set, so the next StartRead
+    // cannot race with Finish.
+    if (!read_more) reads_done_ = true;
+  }
+  if (read_more) {
+    StartRead(&request_);
+  } else {
+    Proceed();
+  }
+}
+
+void DoStreamReactor::StartItem(const v1::DoRequest& request) {
+  absl::StatusOr<const NamedFetcher*> fetcher =
+      ResolveRequest(registry_, request.fetcher(), request.key());
+  if (!fetcher.ok()) {
+    v1::DoResponse response;
+    response.set_id(request.id());
+    SetStatus(fetcher.status(), response);
+    {
+      absl::MutexLock lock(&mu_);
+      unwritten_.push_back(std::move(response));
+    }
+    Proceed();
+    return;
+  }
+  uint64_t sequence;
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) return;
+    sequence = next_sequence_++;
+    pending_.emplace(sequence, std::nullopt);
+  }
+  uint64_t id = request.id();
+  // The waiter may run inside Do (an immediate result), so no lock is held.
+  Group::Ticket ticket =
+      group_->Do(**fetcher, request.key(), request.payload(),
+                 [this, sequence, id](Outcome outcome) {
+                   OnItemDone(sequence, id, outcome);
+                 });
+  bool leave = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = pending_.find(sequence);
+    if (it != pending_.end()) {
+      it->second = ticket;
+      leave = cancelled_;  // OnCancel ran while Do was being called.
+    }
+  }
+  if (leave) group_->Leave(ticket, absl::CancelledError("stream cancelled"));
+}
+
+void DoStreamReactor::OnItemDone(uint64_t sequence, uint64_t id,
+                                 const Outcome& outcome) {
+  {
+    absl::MutexLock lock(&mu_);
+    pending_.erase(sequence);
+    if (!cancelled_) {
+      v1::DoResponse response;
+      response.set_id(id);
+      if (outcome.status().ok()) {
+        response.set_value(outcome.value());
+        response.set_shared(outcome.shared);
+      }
+      SetStatus(outcome.status(), response);
+      unwritten_.push_back(std::move(response));
+    }
+  }
+  Proceed();
+}
+
+void DoStreamReactor::OnWriteDone(bool ok) {
+  {
+    absl::MutexLock lock(&mu_);
+    write_in_flight_ = false;
+    // A failed write means the stream is broken; OnCancel follows.
+    if (!ok) unwritten_.clear();
+  }
+  Proceed();
+}
+
+void DoStreamReactor::OnCancel() {
+  std::vector<Group::Ticket> tickets;
+  {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+    unwritten_.clear();
+    for (const auto& [sequence, ticket] : pending_) {
+      if (ticket.has_value()) tickets.push_back(*ticket);
+    }
+  }
+  // Each Leave that succeeds calls OnItemDone at once.
+  for (const Group::Ticket& ticket : tickets) {
+    group_->Leave(ticket, absl::CancelledError("stream cancelled"));
+  }
+  Proceed();
+}
+
+void DoStreamReactor::Proceed() {
+  enum { kNothing, kWrite, kFinish } step = kNothing;
+  grpc::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || write_in_flight_) return;
+    if (!unwritten_.empty() && !cancelled_) {
+      writing_ = std::move(unwritten_.front());
+      unwritten_.pop_front();
+      write_in_flight_ = true;
+      step = kWrite;
+    } else if (reads_done_ && pending_.empty()) {
+      finished_ = true;
+      step = kFinish;
+      if (cancelled_) {
+        status = grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
+      }
+    }
+  }
+  // `writing_` belongs to the write until OnWriteDone; after Finish, OnDone
+  // may delete this reactor at any moment.
+  if (step == kWrite) StartWrite(&writing_);
+  if (step == kFinish) Finish(status);
+}
+
+}  // namespace singleflight

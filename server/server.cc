@@ -1,0 +1,68 @@
+#include "server/server.h"
+
+#include <chrono>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "fetchers/builtin_fetchers.h"
+
+namespace singleflight {
+
+SingleFlightServer::SingleFlightServer()
+    : group_(&timers_), registry_(FetcherEnvironment{&timers_}) {}
+
+
+absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
+    const ServerOptions& options) {
+  std::unique_ptr<SingleFlightServer> server(new SingleFlightServer());
+  FetcherRegistry& registry = server->registry_;
+  RegisterBuiltinSchemes(registry);
+  bool echo_taken = false;
+  for (const auto& [name, uri] : options.fetchers) {
+    if (name == kDefaultFetcherName) echo_taken = true;
+  }
+  if (!echo_taken) {
+    absl::Status added =
+        registry.Add(kDefaultFetcherName, kDefaultFetcherUri, options.policy);
+    if (!added.ok()) return added;
+  }
+  for (const auto& [name, uri] : options.fetchers) {
+    absl::Status added = registry.Add(name, uri, options.policy);
+    if (!added.ok()) return added;
+  }
+  absl::Status defaulted = registry.SetDefault(
+      options.default_fetcher.empty() ? kDefaultFetcherName
+                                      : options.default_fetcher);
+  if (!defaulted.ok()) return defaulted;
+
+  server->service_ =
+      std::make_unique<SingleFlightService>(&server->group_, &registry);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
+                           &server->port_);
+  builder.RegisterService(server->service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen));
+  }
+  server->server_->GetHealthCheckService()->SetServingStatus(true);
+  return server;
+}
+
+SingleFlightServer::~SingleFlightServer() { Shutdown(absl::ZeroDuration()); }
+
+void SingleFlightServer::Shutdown(absl::Duration drain) {
+  if (server_ == nullptr) return;
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    absl::ToChronoMicroseconds(drain));
+  server_->Wait();
+  server_.reset();
+}
+
+}  // namespace singleflight

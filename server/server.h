@@ -1,0 +1,67 @@
+#ifndef SINGLEFLIGHT_SERVER_SERVER_H_
+#define SINGLEFLIGHT_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/fetcher_registry.h"
+#include "core/group.h"
+#include "core/timer_queue.h"
+#include "server/service.h"
+
+namespace singleflight {
+
+struct ServerOptions {
+  // HOST:PORT; port 0 picks a free port (see SingleFlightServer::port()).
+  std::string listen = "127.0.0.1:50051";
+  // (name, URI) pairs; the embedded `echo` fetcher is added unless a pair
+  // takes its name.
+  std::vector<std::pair<std::string, std::string>> fetchers;
+  // Empty: `echo`.
+  std::string default_fetcher;
+  FetcherPolicy policy;
+};
+
+// A running singleflightd: the SingleFlight service, server reflection and
+// the standard health service, on one listening port.
+//
+// Thread-safe, but Shutdown must be called from one thread only.
+class SingleFlightServer {
+ public:
+  // Builds the fetchers and starts serving. Fails with INVALID_ARGUMENT or
+  // NOT_FOUND on a bad fetcher, UNAVAILABLE if the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<SingleFlightServer>> Start(
+      const ServerOptions& options);
+
+  ~SingleFlightServer();
+
+  int port() const { return port_; }
+  const FetcherRegistry& registry() const { return registry_; }
+
+  // Stops accepting calls, reports NOT_SERVING, lets calls in progress finish
+  // for up to `drain`, then cancels the rest. Returns once every call is
+  // over.
+  void Shutdown(absl::Duration drain);
+
+ private:
+  SingleFlightServer();
+
+  // Destroyed in reverse order: the server (every call over), the fetchers,
+  // the timer thread (no callback running), and the group last.
+  Group group_;
+  TimerQueue timers_;
+  FetcherRegistry registry_;
+  std::unique_ptr<SingleFlightService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace singleflight
+
+#endif  // SINGLEFLIGHT_SERVER_SERVER_H_
