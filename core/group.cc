@@ -73,11 +73,12 @@ void Group::Start(const NamedFetcher& fetcher,
   absl::Duration timeout = fetcher.policy.timeout;
   TimerQueue::TimerId timer =
       timers_->Schedule(timeout, [this, flight, timeout] {
-        Complete(flight, {absl::DeadlineExceededError(absl::StrCat(
-                              "fetcher \"", flight->fetcher, "\" timed out after ",
-                              absl::FormatDuration(timeout))),
-                          ""});
-        flight->cancellation->Cancel();
+        Complete(flight,
+                 {absl::DeadlineExceededError(absl::StrCat(
+                      "fetcher \"", flight->fetcher, "\" timed out after ",
+                      absl::FormatDuration(timeout))),
+                  ""},
+                 /*cancel_fetch=*/true);
       });
   {
     absl::MutexLock lock(&shards_[flight->shard].mu);
@@ -115,7 +116,7 @@ void Group::Detach(Shard& shard, Flight& flight) {
 }
 
 void Group::Complete(const std::shared_ptr<Flight>& flight,
-                     FlightResult result) {
+                     FlightResult result, bool cancel_fetch) {
   absl::flat_hash_map<uint64_t, Waiter> waiters;
   bool joined;
   TimerQueue::TimerId timer;
@@ -132,6 +133,7 @@ void Group::Complete(const std::shared_ptr<Flight>& flight,
     timer = flight->timeout_timer;
   }
   if (timer != 0) timers_->Cancel(timer);
+  if (cancel_fetch) flight->cancellation->Cancel();
   auto shared_result = std::make_shared<const FlightResult>(std::move(result));
   for (auto& [id, waiter] : waiters) {
     waiter(Outcome{shared_result, id != Flight::kStarterId || joined});

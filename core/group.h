@@ -155,8 +155,11 @@ class Group {
   Shard& ShardFor(KeyView key);
   void Start(const NamedFetcher& fetcher, const std::shared_ptr<Flight>& flight,
              std::string payload);
-  // Ends the flight with `result` unless it already ended.
-  void Complete(const std::shared_ptr<Flight>& flight, FlightResult result);
+  // Ends the flight with `result` unless it already ended; with
+  // `cancel_fetch`, raises the fetch's cancellation signal before the waiters
+  // are told.
+  void Complete(const std::shared_ptr<Flight>& flight, FlightResult result,
+                bool cancel_fetch = false);
   // Takes the flight out of its shard's table or forgotten set.
   // REQUIRES: shard.mu held.
   static void Detach(Shard& shard, Flight& flight)
