@@ -63,8 +63,7 @@ Exit status: 0 on success; 1 if a call or an item failed, with
 constexpr int kMaxCallers = 10000;
 
 int UsageError(const std::string& message) {
-  absl::FPrintF(stderr, "sfctl: %s\nRun 'sfctl --help' for usage.\n",
-                message);
+  absl::FPrintF(stderr, "sfctl: %s\nRun 'sfctl --help' for usage.\n", message);
   return 2;
 }
 
@@ -79,8 +78,8 @@ int CallFailed(const absl::Status& status) {
 }
 
 int DoOnce(Client& client, const std::string& key) {
-  absl::StatusOr<DoResult> result = client.Do(
-      key, absl::GetFlag(FLAGS_fetcher), absl::GetFlag(FLAGS_payload));
+  absl::StatusOr<DoResult> result = client.Do(key, absl::GetFlag(FLAGS_fetcher),
+                                              absl::GetFlag(FLAGS_payload));
   if (!result.ok()) return CallFailed(result.status());
   std::fwrite(result->value.data(), 1, result->value.size(), stdout);
   std::fputc('\n', stdout);
@@ -187,10 +186,9 @@ int InFlight(Client& client) {
   if (!response.ok()) return CallFailed(response.status());
   std::vector<v1::Flight> flights(response->flights().begin(),
                                   response->flights().end());
-  std::stable_sort(flights.begin(), flights.end(),
-                   [](const v1::Flight& a, const v1::Flight& b) {
-                     return Age(a) > Age(b);
-                   });
+  std::stable_sort(
+      flights.begin(), flights.end(),
+      [](const v1::Flight& a, const v1::Flight& b) { return Age(a) > Age(b); });
   for (const v1::Flight& flight : flights) {
     absl::PrintF("fetcher=%s key=%s waiters=%d age=%.1fs forgotten=%s\n",
                  flight.fetcher(), flight.key(), flight.waiters(),
@@ -207,7 +205,8 @@ int Run(const std::vector<std::string>& args) {
   const std::string& command = args[0];
   const size_t operands = args.size() - 1;
   const int callers = absl::GetFlag(FLAGS_n);
-  if (command != "do" && (callers != 1 || !absl::GetFlag(FLAGS_payload).empty())) {
+  if (command != "do" &&
+      (callers != 1 || !absl::GetFlag(FLAGS_payload).empty())) {
     return UsageError("-n and --payload apply to do only");
   }
   if (command == "inflight" && !absl::GetFlag(FLAGS_fetcher).empty()) {
@@ -244,8 +243,7 @@ int Run(const std::vector<std::string>& args) {
     return InFlight(*client);
   }
   return UsageError(absl::StrFormat(
-      "unknown command \"%s\" (known: do, stream, forget, inflight)",
-      command));
+      "unknown command \"%s\" (known: do, stream, forget, inflight)", command));
 }
 
 }  // namespace

@@ -50,6 +50,7 @@ target_link_libraries(singleflightd PRIVATE sf_server absl::flags
   absl::flags_parse absl::flags_usage)
 
 add_library(sf_client client/client.cc)
+target_include_directories(sf_client PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(sf_client PUBLIC sf_proto absl::status absl::statusor
   absl::time)
 
@@ -60,7 +61,7 @@ target_link_libraries(sfctl PRIVATE sf_client absl::flags absl::flags_parse
 add_executable(server_tests
   tests/server/request_validation_test.cc
   tests/server/service_test.cc)
-target_link_libraries(server_tests PRIVATE sf_server sf_client
+target_link_libraries(server_tests PRIVATE sf_server sf_client GTest::gmock
   GTest::gtest_main)
 gtest_discover_tests(server_tests PROPERTIES LABELS "${SF_TEST_LABELS}"
   DISCOVERY_TIMEOUT 60)

@@ -47,7 +47,8 @@ TEST(DoE2eTest, HundredConcurrentCallersShareOneFlight) {
                            << " waiters on the first";
   EXPECT_EQ(most_flights, 1u);
   for (int i = 0; i < kCallers; ++i) {
-    ASSERT_TRUE(results[i].ok()) << "caller " << i << ": " << results[i].status();
+    ASSERT_TRUE(results[i].ok())
+        << "caller " << i << ": " << results[i].status();
     EXPECT_EQ(results[i]->value, "hot") << "caller " << i;
     EXPECT_TRUE(results[i]->shared) << "caller " << i;
   }

@@ -1,5 +1,6 @@
 // End-to-end tests of how calls and flights end early: deadlines,
 // cancellation, fetch timeouts, and the drain on SIGTERM.
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -10,8 +11,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -99,9 +98,8 @@ TEST(LifecycleE2eTest, LastWaiterLeavingCancelsTheFlight) {
   EXPECT_EQ(expired.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
       << expired.error_message();
   // Well before the fetcher would have answered.
-  EXPECT_TRUE(PollUntil(absl::Seconds(1), [&] {
-    return FlightsFor(*client, "alone").empty();
-  }));
+  EXPECT_TRUE(PollUntil(absl::Seconds(1),
+                        [&] { return FlightsFor(*client, "alone").empty(); }));
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500));
 
   absl::StatusOr<DoResult> fresh;
@@ -166,8 +164,9 @@ TEST(LifecycleE2eTest, SigtermDrainsCallsInProgress) {
   }
   bool all_waiting = WaitForWaiters(*client, "drain", kCallers);
   (*server)->Signal(SIGTERM);
-  // Calls that arrive before the server handles the signal still succeed;
-  // once it drains, new calls are refused while the old ones go on.
+  // Calls that arrive before the server handles the signal still succeed,
+  // and one that reaches an open connection as the drain begins is CANCELLED
+  // by gRPC; from then on, new calls are refused while the old ones go on.
   absl::Status refused;
   bool was_refused = PollUntil(absl::Seconds(5), [&] {
     ClientOptions options;
@@ -175,7 +174,10 @@ TEST(LifecycleE2eTest, SigtermDrainsCallsInProgress) {
     refused = Client::Connect((*server)->target(), options)
                   ->Do("after-sigterm")
                   .status();
-    return !refused.ok();
+    EXPECT_TRUE(refused.ok() || absl::IsCancelled(refused) ||
+                absl::IsUnavailable(refused))
+        << refused;
+    return absl::IsUnavailable(refused);
   });
   int finished_when_refused = finished;
   absl::Status refused_on_old_channel = client->Do("after-sigterm").status();
@@ -183,13 +185,13 @@ TEST(LifecycleE2eTest, SigtermDrainsCallsInProgress) {
   std::optional<int> exit_status = (*server)->WaitForExit(absl::Seconds(10));
 
   EXPECT_TRUE(all_waiting);
-  ASSERT_TRUE(was_refused);
-  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+  EXPECT_TRUE(was_refused) << refused;
   EXPECT_EQ(refused_on_old_channel.code(), absl::StatusCode::kUnavailable)
       << refused_on_old_channel;
   EXPECT_EQ(finished_when_refused, 0);
   for (int i = 0; i < kCallers; ++i) {
-    ASSERT_TRUE(results[i].ok()) << "caller " << i << ": " << results[i].status();
+    ASSERT_TRUE(results[i].ok())
+        << "caller " << i << ": " << results[i].status();
     EXPECT_EQ(results[i]->value, "drain");
   }
   ASSERT_TRUE(exit_status.has_value()) << "still running 10s after SIGTERM";

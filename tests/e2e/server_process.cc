@@ -31,8 +31,8 @@ std::string BinaryPath(absl::string_view name) {
 // Runs `path args...` with stdout and stderr on `stdout_fd` and `stderr_fd`
 // (-1: inherited).
 absl::StatusOr<pid_t> Spawn(const std::string& path,
-                            const std::vector<std::string>& args,
-                            int stdout_fd, int stderr_fd) {
+                            const std::vector<std::string>& args, int stdout_fd,
+                            int stderr_fd) {
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(path.c_str()));
   for (const std::string& arg : args) {
@@ -106,8 +106,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe2: ", std::strerror(errno)));
   }
-  std::vector<std::string> argv = {absl::StrCat("--listen=", kLoopbackPrefix,
-                                                "0")};
+  std::vector<std::string> argv = {
+      absl::StrCat("--listen=", kLoopbackPrefix, "0")};
   argv.insert(argv.end(), args.begin(), args.end());
   absl::StatusOr<pid_t> pid =
       Spawn(BinaryPath("singleflightd"), argv, pipe_fds[1], -1);

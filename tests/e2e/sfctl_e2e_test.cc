@@ -54,7 +54,8 @@ TEST_F(SfctlE2eTest, DoPrintsTheValue) {
 }
 
 TEST_F(SfctlE2eTest, ConcurrentDoPrintsASummary) {
-  CommandResult result = Sfctl({"do", "-n", "100", "hello", "--fetcher", "slow"});
+  CommandResult result =
+      Sfctl({"do", "-n", "100", "hello", "--fetcher", "slow"});
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.out, "replies=100 shared=100 errors=0 distinct_values=1\n");
   EXPECT_EQ(result.err, "");
@@ -72,13 +73,16 @@ TEST_F(SfctlE2eTest, StreamPrintsOneLinePerReply) {
     EXPECT_EQ(fields[3], absl::StrCat("value=", fields[1].substr(4))) << line;
     key_by_id[fields[0]] = fields[1];
   }
-  EXPECT_EQ(key_by_id, (std::map<std::string, std::string>{
-                           {"id=1", "key=a"}, {"id=2", "key=b"}, {"id=3", "key=a"}}));
+  EXPECT_EQ(key_by_id,
+            (std::map<std::string, std::string>{
+                {"id=1", "key=a"}, {"id=2", "key=b"}, {"id=3", "key=a"}}));
 }
 
 TEST_F(SfctlE2eTest, ForgetReportsARunningFlight) {
   CommandResult background;
-  std::thread caller([&] { background = Sfctl({"do", "busy", "--fetcher", "slow"}); });
+  std::thread caller([&] {
+    background = Sfctl({"do", "busy", "--fetcher", "slow"});
+  });
   bool started = WaitForWaiters(*client_, "busy", 1);
   CommandResult first = Sfctl({"forget", "busy", "--fetcher", "slow"});
   CommandResult second = Sfctl({"forget", "busy", "--fetcher=slow"});
@@ -95,7 +99,9 @@ TEST_F(SfctlE2eTest, ForgetReportsARunningFlight) {
 
 TEST_F(SfctlE2eTest, InflightListsRunningFlights) {
   CommandResult background;
-  std::thread caller([&] { background = Sfctl({"do", "busy", "--fetcher", "slow"}); });
+  std::thread caller([&] {
+    background = Sfctl({"do", "busy", "--fetcher", "slow"});
+  });
   bool started = WaitForWaiters(*client_, "busy", 1);
   CommandResult busy = Sfctl({"inflight"});
   caller.join();
@@ -106,7 +112,8 @@ TEST_F(SfctlE2eTest, InflightListsRunningFlights) {
   std::vector<std::string> lines =
       absl::StrSplit(busy.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 1u) << busy.out;
-  EXPECT_TRUE(absl::StartsWith(lines[0], "fetcher=slow key=busy waiters=1 age="))
+  EXPECT_TRUE(
+      absl::StartsWith(lines[0], "fetcher=slow key=busy waiters=1 age="))
       << lines[0];
   EXPECT_TRUE(absl::EndsWith(lines[0], "s forgotten=false")) << lines[0];
   EXPECT_EQ(idle.exit_code, 0) << idle.err;
@@ -121,7 +128,8 @@ TEST_F(SfctlE2eTest, FailedCallsExitNonZeroNamingTheCode) {
 
   CommandResult unknown = Sfctl({"do", "x", "--fetcher", "nope"});
   EXPECT_EQ(unknown.exit_code, 1);
-  EXPECT_TRUE(absl::StartsWith(unknown.err, "sfctl: NOT_FOUND: ")) << unknown.err;
+  EXPECT_TRUE(absl::StartsWith(unknown.err, "sfctl: NOT_FOUND: "))
+      << unknown.err;
 
   CommandResult many = Sfctl({"do", "x", "-n", "3", "--fetcher", "nope"});
   EXPECT_EQ(many.exit_code, 1);
@@ -131,9 +139,11 @@ TEST_F(SfctlE2eTest, FailedCallsExitNonZeroNamingTheCode) {
 
   CommandResult stream = Sfctl({"stream", "a", ""});
   EXPECT_EQ(stream.exit_code, 1);
-  EXPECT_TRUE(absl::StrContains(stream.out, "id=1 key=a shared=false value=a\n"))
+  EXPECT_TRUE(
+      absl::StrContains(stream.out, "id=1 key=a shared=false value=a\n"))
       << stream.out;
-  EXPECT_TRUE(absl::StrContains(stream.out, "id=2 key= error=INVALID_ARGUMENT: "))
+  EXPECT_TRUE(
+      absl::StrContains(stream.out, "id=2 key= error=INVALID_ARGUMENT: "))
       << stream.out;
 }
 
@@ -173,13 +183,13 @@ TEST(SfctlUnreachableE2eTest, SilentServerTimesOut) {
   socklen_t length = sizeof(address);
   ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), length), 0);
   ASSERT_EQ(listen(listener, 1), 0);
-  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length),
-            0);
+  ASSERT_EQ(
+      getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
 
   absl::Time start = absl::Now();
-  CommandResult result = RunSfctl(
-      {absl::StrCat("--target=127.0.0.1:", ntohs(address.sin_port)),
-       "--timeout=1s", "do", "x"});
+  CommandResult result =
+      RunSfctl({absl::StrCat("--target=127.0.0.1:", ntohs(address.sin_port)),
+                "--timeout=1s", "do", "x"});
   absl::Duration took = absl::Now() - start;
   close(listener);
 

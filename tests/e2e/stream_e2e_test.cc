@@ -31,7 +31,8 @@ TEST(StreamE2eTest, RepliesArriveInCompletionOrder) {
   auto slow = [](int item) { return item % kKeys % 2 == 0; };
   std::vector<v1::DoRequest> requests;
   for (int i = 0; i < kItems; ++i) {
-    requests.push_back(MakeRequest(key_of(i), slow(i) ? "slow" : "fast", i + 1));
+    requests.push_back(
+        MakeRequest(key_of(i), slow(i) ? "slow" : "fast", i + 1));
   }
   std::vector<v1::DoResponse> replies;
   absl::Status status = client->DoStream(

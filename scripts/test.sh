@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test:
+#   1. build/       unit and end-to-end tests (ctest labels: unit, e2e);
+#   2. build-tsan/  core/ under ThreadSanitizer (label thread-sanitizer);
+#   3. build-asan/  everything under AddressSanitizer + UBSan
+#                   (label address-sanitizer).
+# Any argument is passed to each ctest run, for example -L unit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+scripts/install-deps.sh
+
+step() { echo; echo "=== $* ($(date +%T))"; }
+
+step "build and test"
+scripts/build.sh
+ctest --test-dir build --output-on-failure -j2 "$@"
+
+step "ThreadSanitizer: core"
+scripts/build-tsan-abseil.sh build-tsan/abseil
+cmake -S . -B build-tsan -G Ninja -DSF_SANITIZER=thread -DSF_WITH_GRPC=OFF \
+  -DCMAKE_PREFIX_PATH="$root/build-tsan/abseil" > /dev/null
+cmake --build build-tsan
+TSAN_OPTIONS="suppressions=$root/tests/tsan.supp halt_on_error=1" \
+  ctest --test-dir build-tsan --output-on-failure -j2 "$@"
+
+step "AddressSanitizer + UBSan: everything"
+cmake -S . -B build-asan -G Ninja -DSF_SANITIZER=address > /dev/null
+cmake --build build-asan
+ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" \
+UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+  ctest --test-dir build-asan --output-on-failure -j2 "$@"
+
+step "all tests passed"
