@@ -16,8 +16,7 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
 std::unique_ptr<Client> Client::Connect(const std::string& target,
                                         ClientOptions options) {
   return std::make_unique<Client>(
-      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()),
-      options);
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()), options);
 }
 
 void Client::Prepare(grpc::ClientContext& context) const {

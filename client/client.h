@@ -1,12 +1,12 @@
 #ifndef SINGLEFLIGHT_CLIENT_CLIENT_H_
 #define SINGLEFLIGHT_CLIENT_CLIENT_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -48,9 +48,9 @@ class Client {
   // Sends every request at once on one DoStream, then half-closes, and calls
   // `on_reply` for each reply as it arrives (completion order). Returns the
   // stream's final status.
-  absl::Status DoStream(const std::vector<v1::DoRequest>& requests,
-                        const std::function<void(const v1::DoResponse&)>&
-                            on_reply);
+  absl::Status DoStream(
+      const std::vector<v1::DoRequest>& requests,
+      const std::function<void(const v1::DoResponse&)>& on_reply);
 
   // Go's Forget. Returns whether a flight for the key was in progress.
   absl::StatusOr<bool> Forget(const std::string& key,

@@ -3,38 +3,45 @@ find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)
 find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
 
-# One library holds all generated code. health.proto is compiled in so that
-# reflection can describe the standard health service.
+# Generates C++ for each "ROOT|PATH.proto" entry into one library.
+function(sf_proto_library name)
+  set(gen_dir ${CMAKE_BINARY_DIR}/gen)
+  set(sources)
+  foreach(entry ${ARGN})
+    string(REPLACE "|" ";" parts "${entry}")
+    list(GET parts 0 root)
+    list(GET parts 1 proto)
+    string(REGEX REPLACE "\\.proto$" "" stem "${proto}")
+    set(outputs ${gen_dir}/${stem}.pb.cc ${gen_dir}/${stem}.pb.h
+                ${gen_dir}/${stem}.grpc.pb.cc ${gen_dir}/${stem}.grpc.pb.h)
+    add_custom_command(
+      OUTPUT ${outputs}
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${gen_dir}
+      COMMAND protobuf::protoc --proto_path=${root}
+              --proto_path=${Protobuf_INCLUDE_DIRS}
+              --cpp_out=${gen_dir} --grpc_out=${gen_dir}
+              --plugin=protoc-gen-grpc=${GRPC_CPP_PLUGIN} ${root}/${proto}
+      DEPENDS ${root}/${proto}
+      COMMENT "Generating C++ for ${proto}")
+    list(APPEND sources ${gen_dir}/${stem}.pb.cc ${gen_dir}/${stem}.grpc.pb.cc)
+  endforeach()
+  add_library(${name} ${sources})
+  target_include_directories(${name} PUBLIC ${gen_dir})
+  target_link_libraries(${name} PUBLIC gRPC::grpc++ protobuf::libprotobuf)
+  # Generated code is not ours to warn about.
+  target_compile_options(${name} PRIVATE -w)
+endfunction()
+
+# All generated code the product uses, in one library. health.proto is
+# compiled in so that reflection can describe the standard health service.
 set(SF_GRPC_PROTO_DIR /usr/share/grpc-proto)
-set(SF_GEN_DIR ${CMAKE_BINARY_DIR}/gen)
-set(SF_PROTOS
+sf_proto_library(sf_proto
   "${CMAKE_SOURCE_DIR}/proto|singleflight/v1/singleflight.proto"
   "${SF_GRPC_PROTO_DIR}|grpc/health/v1/health.proto")
-set(SF_GEN_SOURCES)
-foreach(entry ${SF_PROTOS})
-  string(REPLACE "|" ";" parts "${entry}")
-  list(GET parts 0 root)
-  list(GET parts 1 proto)
-  string(REGEX REPLACE "\\.proto$" "" stem "${proto}")
-  set(outputs ${SF_GEN_DIR}/${stem}.pb.cc ${SF_GEN_DIR}/${stem}.pb.h
-              ${SF_GEN_DIR}/${stem}.grpc.pb.cc ${SF_GEN_DIR}/${stem}.grpc.pb.h)
-  add_custom_command(
-    OUTPUT ${outputs}
-    COMMAND ${CMAKE_COMMAND} -E make_directory ${SF_GEN_DIR}
-    COMMAND protobuf::protoc --proto_path=${root}
-            --proto_path=${Protobuf_INCLUDE_DIRS}
-            --cpp_out=${SF_GEN_DIR} --grpc_out=${SF_GEN_DIR}
-            --plugin=protoc-gen-grpc=${GRPC_CPP_PLUGIN} ${root}/${proto}
-    DEPENDS ${root}/${proto}
-    COMMENT "Generating C++ for ${proto}")
-  list(APPEND SF_GEN_SOURCES ${SF_GEN_DIR}/${stem}.pb.cc
-                             ${SF_GEN_DIR}/${stem}.grpc.pb.cc)
-endforeach()
-add_library(sf_proto ${SF_GEN_SOURCES})
-target_include_directories(sf_proto PUBLIC ${SF_GEN_DIR})
-target_link_libraries(sf_proto PUBLIC gRPC::grpc++ protobuf::libprotobuf)
-# Generated code is not ours to warn about.
-target_compile_options(sf_proto PRIVATE -w)
+# The reflection client, for tests only: the server's reflection library
+# carries its own copy of these descriptors.
+sf_proto_library(sf_test_reflection_proto
+  "${SF_GRPC_PROTO_DIR}|grpc/reflection/v1alpha/reflection.proto")
 
 add_library(sf_server
   server/do_reactor.cc
@@ -75,11 +82,19 @@ add_executable(e2e_tests
   tests/e2e/do_e2e_test.cc
   tests/e2e/stream_e2e_test.cc
   tests/e2e/lifecycle_e2e_test.cc
+  tests/e2e/reflection_e2e_test.cc
   tests/e2e/sfctl_e2e_test.cc)
 target_compile_definitions(e2e_tests PRIVATE
   SF_BIN_DIR="${CMAKE_RUNTIME_OUTPUT_DIRECTORY}")
-target_link_libraries(e2e_tests PRIVATE sf_client absl::strings
+target_link_libraries(e2e_tests PRIVATE sf_client sf_test_reflection_proto
+  GTest::gmock absl::strings
   absl::synchronization GTest::gtest_main)
 add_dependencies(e2e_tests singleflightd sfctl)
 gtest_discover_tests(e2e_tests PROPERTIES LABELS "${SF_E2E_LABELS}"
   DISCOVERY_TIMEOUT 60)
+
+# Benchmarks and measuring tools.
+add_executable(many_waiters bench/many_waiters.cc)
+target_link_libraries(many_waiters PRIVATE sf_proto absl::flags
+  absl::flags_parse absl::flags_usage absl::strings absl::synchronization
+  absl::time)

@@ -31,9 +31,8 @@ absl::Status FetcherRegistry::Add(absl::string_view name,
                                   absl::string_view uri_text,
                                   FetcherPolicy policy) {
   if (!IsValidName(name)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("fetcher name \"", name,
-                     "\" must be 1..128 of [A-Za-z0-9_.-]"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "fetcher name \"", name, "\" must be 1..128 of [A-Za-z0-9_.-]"));
   }
   if (fetchers_.contains(name)) {
     return absl::InvalidArgumentError(
@@ -57,9 +56,9 @@ absl::Status FetcherRegistry::Add(absl::string_view name,
   absl::StatusOr<std::unique_ptr<Fetcher>> fetcher =
       factory->second(*uri, environment_);
   if (!fetcher.ok()) {
-    return absl::Status(fetcher.status().code(),
-                        absl::StrCat("fetcher \"", name, "\": ",
-                                     fetcher.status().message()));
+    return absl::Status(
+        fetcher.status().code(),
+        absl::StrCat("fetcher \"", name, "\": ", fetcher.status().message()));
   }
   auto named = std::make_unique<NamedFetcher>();
   named->name = std::string(name);
@@ -83,9 +82,9 @@ absl::StatusOr<const NamedFetcher*> FetcherRegistry::Find(
   if (name.empty()) name = default_name_;
   auto it = fetchers_.find(name);
   if (it == fetchers_.end()) {
-    return absl::NotFoundError(absl::StrCat("unknown fetcher \"", name,
-                                            "\" (known: ",
-                                            absl::StrJoin(Names(), ", "), ")"));
+    return absl::NotFoundError(
+        absl::StrCat("unknown fetcher \"", name,
+                     "\" (known: ", absl::StrJoin(Names(), ", "), ")"));
   }
   return it->second.get();
 }

@@ -22,9 +22,8 @@ struct FetcherEnvironment {
 };
 
 // Builds a fetcher from its URI; fails with INVALID_ARGUMENT on a bad URI.
-using FetcherFactory =
-    std::function<absl::StatusOr<std::unique_ptr<Fetcher>>(
-        const FetcherUri&, const FetcherEnvironment&)>;
+using FetcherFactory = std::function<absl::StatusOr<std::unique_ptr<Fetcher>>(
+    const FetcherUri&, const FetcherEnvironment&)>;
 
 // The fetchers a server offers, by name, built from URIs whose scheme selects
 // the factory (`echo:`, and later `http:`, `grpc:`, `plugin:` ...).

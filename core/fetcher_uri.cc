@@ -31,13 +31,14 @@ absl::StatusOr<FetcherUri> FetcherUri::Parse(absl::string_view text) {
     std::pair<std::string, std::string> setting =
         absl::StrSplit(pair, absl::MaxSplits('=', 1));
     if (setting.first.empty() || pair.find('=') == absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "fetcher URI \"", text, "\": setting \"", pair, "\" is not name=value"));
+      return absl::InvalidArgumentError(absl::StrCat("fetcher URI \"", text,
+                                                     "\": setting \"", pair,
+                                                     "\" is not name=value"));
     }
     if (!uri.params.insert(setting).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "fetcher URI \"", text, "\": setting \"", setting.first,
-          "\" is given twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("fetcher URI \"", text, "\": setting \"", setting.first,
+                       "\" is given twice"));
     }
   }
   return uri;

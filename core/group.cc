@@ -58,10 +58,12 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, absl::string_view key,
       ticket.flight_ = it->second;
       return ticket;
     }
-    auto flight = std::make_shared<Flight>(fetcher.name, key, &shard - &shards_[0]);
+    auto flight =
+        std::make_shared<Flight>(fetcher.name, key, &shard - &shards_[0]);
     ticket.waiter_id_ = flight->next_waiter_id++;
     flight->waiters.emplace(ticket.waiter_id_, std::move(waiter));
-    shard.flights.emplace(std::make_pair(fetcher.name, std::string(key)), flight);
+    shard.flights.emplace(std::make_pair(fetcher.name, std::string(key)),
+                          flight);
     ticket.flight_ = std::move(flight);
   }
   Start(fetcher, ticket.flight_, std::string(payload));
@@ -100,10 +102,11 @@ void Group::Start(const NamedFetcher& fetcher,
   } catch (const std::exception& e) {
     Complete(flight, {absl::InternalError(e.what()), ""});
   } catch (...) {
-    Complete(flight, {absl::InternalError(absl::StrCat(
-                          "fetcher \"", flight->fetcher,
-                          "\" threw a non-standard exception")),
-                      ""});
+    Complete(
+        flight,
+        {absl::InternalError(absl::StrCat("fetcher \"", flight->fetcher,
+                                          "\" threw a non-standard exception")),
+         ""});
   }
 }
 
@@ -115,8 +118,8 @@ void Group::Detach(Shard& shard, Flight& flight) {
   }
 }
 
-void Group::Complete(const std::shared_ptr<Flight>& flight,
-                     FlightResult result, bool cancel_fetch) {
+void Group::Complete(const std::shared_ptr<Flight>& flight, FlightResult result,
+                     bool cancel_fetch) {
   absl::flat_hash_map<uint64_t, Waiter> waiters;
   bool joined;
   TimerQueue::TimerId timer;
@@ -165,9 +168,9 @@ bool Group::Leave(const Ticket& ticket, absl::Status status) {
     if (timer != 0) timers_->Cancel(timer);
     flight.cancellation->Cancel();
   }
-  waiter(Outcome{std::make_shared<const FlightResult>(
-                     FlightResult{std::move(status), ""}),
-                 false});
+  waiter(Outcome{
+      std::make_shared<const FlightResult>(FlightResult{std::move(status), ""}),
+      false});
   return true;
 }
 

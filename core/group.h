@@ -87,9 +87,9 @@ class Group {
   Group& operator=(const Group&) = delete;
 
   // Joins the flight for (fetcher.name, key), or starts one that calls
-  // fetcher.fetcher->Fetch with `payload` (a joiner's payload is ignored). `waiter` is called exactly once:
-  // with the flight's outcome, or with the status given to Leave().
-  // It may be called before Do returns.
+  // fetcher.fetcher->Fetch with `payload` (a joiner's payload is ignored).
+  // `waiter` is called exactly once: with the flight's outcome, or with the
+  // status given to Leave(). It may be called before Do returns.
   Ticket Do(const NamedFetcher& fetcher, absl::string_view key,
             absl::string_view payload, Waiter waiter);
 

@@ -10,8 +10,9 @@ namespace singleflight {
 absl::StatusOr<std::unique_ptr<Fetcher>> EchoFetcher::Create(
     const FetcherUri& uri, const FetcherEnvironment& environment) {
   if (!uri.target.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "echo takes no target (\"", uri.target, "\"); use echo: or echo:?delay=1s"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("echo takes no target (\"", uri.target,
+                     "\"); use echo: or echo:?delay=1s"));
   }
   absl::Duration delay = absl::ZeroDuration();
   for (const auto& [name, value] : uri.params) {

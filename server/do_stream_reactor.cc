@@ -61,11 +61,10 @@ void DoStreamReactor::StartItem(const v1::DoRequest& request) {
   }
   uint64_t id = request.id();
   // The waiter may run inside Do (an immediate result), so no lock is held.
-  Group::Ticket ticket =
-      group_->Do(**fetcher, request.key(), request.payload(),
-                 [this, sequence, id](Outcome outcome) {
-                   OnItemDone(sequence, id, outcome);
-                 });
+  Group::Ticket ticket = group_->Do(**fetcher, request.key(), request.payload(),
+                                    [this, sequence, id](Outcome outcome) {
+                                      OnItemDone(sequence, id, outcome);
+                                    });
   bool leave = false;
   {
     absl::MutexLock lock(&mu_);

@@ -1,11 +1,11 @@
 #ifndef SINGLEFLIGHT_SERVER_DO_STREAM_REACTOR_H_
 #define SINGLEFLIGHT_SERVER_DO_STREAM_REACTOR_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <cstdint>
 #include <deque>
 #include <optional>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"

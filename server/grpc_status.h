@@ -1,9 +1,9 @@
 #ifndef SINGLEFLIGHT_SERVER_GRPC_STATUS_H_
 #define SINGLEFLIGHT_SERVER_GRPC_STATUS_H_
 
-#include <string>
-
 #include <grpcpp/support/status.h>
+
+#include <string>
 
 #include "absl/status/status.h"
 

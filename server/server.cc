@@ -1,18 +1,18 @@
 #include "server/server.h"
 
-#include <chrono>
-
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <chrono>
+
 #include "absl/strings/str_cat.h"
 #include "fetchers/builtin_fetchers.h"
+#include "grpc/health/v1/health.pb.h"
 
 namespace singleflight {
 
 SingleFlightServer::SingleFlightServer()
     : group_(&timers_), registry_(FetcherEnvironment{&timers_}) {}
-
 
 absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
     const ServerOptions& options) {
@@ -32,14 +32,18 @@ absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
     absl::Status added = registry.Add(name, uri, options.policy);
     if (!added.ok()) return added;
   }
-  absl::Status defaulted = registry.SetDefault(
-      options.default_fetcher.empty() ? kDefaultFetcherName
-                                      : options.default_fetcher);
+  absl::Status defaulted = registry.SetDefault(options.default_fetcher.empty()
+                                                   ? kDefaultFetcherName
+                                                   : options.default_fetcher);
   if (!defaulted.ok()) return defaulted;
 
   server->service_ =
       std::make_unique<SingleFlightService>(&server->group_, &registry);
   grpc::EnableDefaultHealthCheckService(true);
+  // Reflection describes what is in the binary's descriptor pool; naming a
+  // health message links health.proto in, so that grpc.health.v1.Health can
+  // be described (gRPC's own health service does not use these messages).
+  grpc::health::v1::HealthCheckResponse::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),

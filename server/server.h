@@ -1,12 +1,12 @@
 #ifndef SINGLEFLIGHT_SERVER_SERVER_H_
 #define SINGLEFLIGHT_SERVER_SERVER_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"

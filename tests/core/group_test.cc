@@ -37,9 +37,8 @@ class Recorder {
   }
   bool WaitCalled() {
     absl::MutexLock lock(&mu_);
-    auto called = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return calls_ > 0;
-    };
+    auto called = [this]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_ > 0; };
     return mu_.AwaitWithTimeout(absl::Condition(&called), absl::Seconds(10));
   }
   int calls() {
@@ -73,8 +72,8 @@ class GroupTest : public ::testing::Test {
 
 // Go: TestDo.
 TEST_F(GroupTest, DoReturnsTheValue) {
-  NamedFetcher echo =
-      Named("echo", std::make_unique<EchoFetcher>(&timers_, absl::ZeroDuration()));
+  NamedFetcher echo = Named(
+      "echo", std::make_unique<EchoFetcher>(&timers_, absl::ZeroDuration()));
   Outcome outcome = group_.DoSync(echo, "key", "bar");
   ASSERT_TRUE(outcome.status().ok()) << outcome.status();
   EXPECT_EQ(outcome.value(), "bar");
@@ -245,13 +244,13 @@ TEST_F(GroupTest, ThrowingFetcherFailsEveryWaiterWithInternal) {
 TEST_F(GroupTest, ThrowOnAPoolThreadFailsEveryWaiter) {
   absl::Notification release;
   ThreadPool pool(2, 16);
-  NamedFetcher blocking = Named(
-      "blocking",
-      std::make_unique<BlockingFetcher>(
-          &pool, [&](const FetchRequest&) -> absl::StatusOr<std::string> {
-            release.WaitForNotification();
-            throw std::logic_error("boom");
-          }));
+  NamedFetcher blocking =
+      Named("blocking",
+            std::make_unique<BlockingFetcher>(
+                &pool, [&](const FetchRequest&) -> absl::StatusOr<std::string> {
+                  release.WaitForNotification();
+                  throw std::logic_error("boom");
+                }));
   std::vector<Recorder> recorders(5);
   for (Recorder& recorder : recorders) {
     group_.Do(blocking, "key", "", recorder.AsWaiter());
@@ -264,8 +263,8 @@ TEST_F(GroupTest, ThrowOnAPoolThreadFailsEveryWaiter) {
 }
 
 TEST_F(GroupTest, ImmediateResultIsDeliveredInsideDo) {
-  NamedFetcher echo =
-      Named("echo", std::make_unique<EchoFetcher>(&timers_, absl::ZeroDuration()));
+  NamedFetcher echo = Named(
+      "echo", std::make_unique<EchoFetcher>(&timers_, absl::ZeroDuration()));
   Recorder recorder;
   group_.Do(echo, "key", "", recorder.AsWaiter());
   EXPECT_EQ(recorder.calls(), 1);
@@ -370,8 +369,9 @@ TEST_F(GroupTest, InFlightDescribesEachFlight) {
   group_.Forget("manual", "b");
   std::vector<FlightInfo> flights = group_.InFlight();
   ASSERT_EQ(flights.size(), 2u);
-  std::sort(flights.begin(), flights.end(),
-            [](const FlightInfo& x, const FlightInfo& y) { return x.key < y.key; });
+  std::sort(
+      flights.begin(), flights.end(),
+      [](const FlightInfo& x, const FlightInfo& y) { return x.key < y.key; });
   EXPECT_EQ(flights[0].fetcher, "manual");
   EXPECT_EQ(flights[0].key, "a");
   EXPECT_EQ(flights[0].waiters, 2u);

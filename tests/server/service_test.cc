@@ -1,18 +1,18 @@
 // The service's reactors, in process: a SingleFlightServer on a loopback port
 // and real gRPC clients.
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
-#include "gtest/gtest.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
 #include "server/server.h"
 
 namespace singleflight {
@@ -52,7 +52,8 @@ class ServiceTest : public ::testing::Test {
 };
 
 TEST_F(ServiceTest, HealthIsServingUntilShutdown) {
-  auto channel = grpc::CreateChannel(target_, grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(target_, grpc::InsecureChannelCredentials());
   auto health = grpc::health::v1::Health::NewStub(channel);
   grpc::ClientContext context;
   grpc::health::v1::HealthCheckResponse response;
@@ -71,18 +72,20 @@ TEST_F(ServiceTest, StreamOfManyImmediateItemsGetsEveryReply) {
     requests.push_back(request);
   }
   absl::flat_hash_set<uint64_t> ids;
-  absl::Status status = client_->DoStream(requests, [&](const v1::DoResponse& r) {
-    EXPECT_EQ(r.status().code(), 0);
-    EXPECT_EQ(r.value(), absl::StrCat("key", r.id() % 7));
-    EXPECT_TRUE(ids.insert(r.id()).second) << "id " << r.id() << " twice";
-  });
+  absl::Status status =
+      client_->DoStream(requests, [&](const v1::DoResponse& r) {
+        EXPECT_EQ(r.status().code(), 0);
+        EXPECT_EQ(r.value(), absl::StrCat("key", r.id() % 7));
+        EXPECT_TRUE(ids.insert(r.id()).second) << "id " << r.id() << " twice";
+      });
   EXPECT_TRUE(status.ok()) << status;
   EXPECT_EQ(ids.size(), 1000u);
 }
 
 TEST_F(ServiceTest, EmptyStreamEndsOk) {
   int replies = 0;
-  EXPECT_TRUE(client_->DoStream({}, [&](const v1::DoResponse&) { ++replies; }).ok());
+  EXPECT_TRUE(
+      client_->DoStream({}, [&](const v1::DoResponse&) { ++replies; }).ok());
   EXPECT_EQ(replies, 0);
 }
 
