@@ -43,14 +43,20 @@ sf_proto_library(sf_proto
 sf_proto_library(sf_test_reflection_proto
   "${SF_GRPC_PROTO_DIR}|grpc/reflection/v1alpha/reflection.proto")
 
+include(cmake/fetchers.cmake)
+
+find_package(yaml-cpp CONFIG REQUIRED)
+
 add_library(sf_server
+  server/call_metadata.cc
+  server/config.cc
   server/do_reactor.cc
   server/do_stream_reactor.cc
   server/request_validation.cc
   server/server.cc
   server/service.cc)
 target_link_libraries(sf_server PUBLIC sf_fetchers sf_proto
-  gRPC::grpc++_reflection)
+  gRPC::grpc++_reflection yaml-cpp)
 
 add_executable(singleflightd server/main.cc)
 target_link_libraries(singleflightd PRIVATE sf_server absl::flags
@@ -66,10 +72,15 @@ target_link_libraries(sfctl PRIVATE sf_client absl::flags absl::flags_parse
   absl::flags_usage absl::str_format absl::synchronization absl::flat_hash_set)
 
 add_executable(server_tests
+  tests/server/call_metadata_test.cc
+  tests/server/config_test.cc
   tests/server/request_validation_test.cc
   tests/server/service_test.cc)
 target_link_libraries(server_tests PRIVATE sf_server sf_client GTest::gmock
   GTest::gtest_main)
+target_compile_definitions(server_tests PRIVATE
+  SF_SOURCE_DIR="${CMAKE_SOURCE_DIR}" SF_PLUGIN_DIR="${CMAKE_BINARY_DIR}/lib")
+add_dependencies(server_tests sf_example_plugin)
 gtest_discover_tests(server_tests PROPERTIES LABELS "${SF_TEST_LABELS}"
   DISCOVERY_TIMEOUT 60)
 
@@ -92,6 +103,8 @@ target_link_libraries(e2e_tests PRIVATE sf_client sf_test_reflection_proto
 add_dependencies(e2e_tests singleflightd sfctl)
 gtest_discover_tests(e2e_tests PROPERTIES LABELS "${SF_E2E_LABELS}"
   DISCOVERY_TIMEOUT 60)
+include(cmake/http_tests.cmake OPTIONAL)
+include(cmake/grpc_fetcher_tests.cmake OPTIONAL)
 
 # Benchmarks and measuring tools.
 add_executable(many_waiters bench/many_waiters.cc)

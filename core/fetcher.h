@@ -1,21 +1,32 @@
 #ifndef SINGLEFLIGHT_CORE_FETCHER_H_
 #define SINGLEFLIGHT_CORE_FETCHER_H_
 
+#include <cstddef>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/cancellation.h"
+#include "core/concurrency_limiter.h"
 
 namespace singleflight {
+
+// Name/value pairs: gRPC metadata or HTTP headers. Names are lower case.
+using Metadata = std::vector<std::pair<std::string, std::string>>;
 
 // What one execution of a fetcher is given.
 struct FetchRequest {
   std::string key;
   // The payload of the caller that started the flight.
   std::string payload;
+  // The caller metadata named by the policy's forward_metadata, as the caller
+  // that started the flight sent it: the fetcher passes it to the backend
+  // (as HTTP headers, gRPC metadata, ...).
+  Metadata metadata;
   // Raised when nobody wants the result any more (the last waiter left, or
   // the execution timed out). Never null.
   std::shared_ptr<CancellationSignal> cancellation;
@@ -45,19 +56,52 @@ class Fetcher {
   virtual void Fetch(FetchRequest request, FetchCallback done) = 0;
 };
 
-// How the Group runs a fetcher.
+// How a fetcher is run, and what it adds to every backend request.
 struct FetcherPolicy {
   // One execution is failed with DEADLINE_EXCEEDED, and cancelled, after this.
   absl::Duration timeout = absl::Seconds(30);
+  // Executions of this fetcher at once; 0 for no limit. Further flights wait
+  // (still coalescing) in a queue of at most `max_queue`; beyond that, new
+  // flights fail with RESOURCE_EXHAUSTED.
+  int max_concurrency = 0;
+  int max_queue = 1000;
+  // Keep a finished value this long, so that callers arriving just after
+  // completion share it without a new execution. Errors are kept only with
+  // `linger_errors`.
+  absl::Duration linger = absl::ZeroDuration();
+  bool linger_errors = false;
+  // Request metadata whose values become part of the flight's identity.
+  std::vector<std::string> key_metadata;
+  // Request metadata passed on to the backend (FetchRequest::metadata).
+  // REQUIRES: each is also in key_metadata.
+  std::vector<std::string> forward_metadata;
+  // Static headers (or gRPC metadata) added to every backend request.
+  Metadata headers;
+  // A larger value fails its flight with RESOURCE_EXHAUSTED.
+  size_t max_value_bytes = size_t{64} << 20;
 };
 
 // A fetcher under the name callers select it by, with its policy.
 // Flights are keyed by (name, key).
 struct NamedFetcher {
-  std::string name;
-  std::string uri;
-  FetcherPolicy policy;
-  std::unique_ptr<Fetcher> fetcher;
+  NamedFetcher(std::string name, std::string uri, FetcherPolicy policy,
+               std::unique_ptr<Fetcher> fetcher)
+      : name(std::move(name)),
+        uri(std::move(uri)),
+        policy(std::move(policy)),
+        fetcher(std::move(fetcher)) {
+    if (this->policy.max_concurrency > 0) {
+      limiter = std::make_unique<ConcurrencyLimiter>(
+          this->policy.max_concurrency, this->policy.max_queue);
+    }
+  }
+
+  const std::string name;
+  const std::string uri;
+  const FetcherPolicy policy;
+  const std::unique_ptr<Fetcher> fetcher;
+  // Enforces policy.max_concurrency; null when there is no limit.
+  std::unique_ptr<ConcurrencyLimiter> limiter;
 };
 
 }  // namespace singleflight

@@ -17,6 +17,39 @@ bool IsValidName(absl::string_view name) {
   });
 }
 
+absl::Status ValidatePolicy(FetcherPolicy& policy) {
+  if (policy.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("timeout must be positive");
+  }
+  if (policy.max_concurrency < 0 || policy.max_queue < 0) {
+    return absl::InvalidArgumentError(
+        "max_concurrency and max_queue must not be negative");
+  }
+  if (policy.linger < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("linger must not be negative");
+  }
+  for (auto* names : {&policy.key_metadata, &policy.forward_metadata}) {
+    for (std::string& metadata_name : *names) {
+      metadata_name = absl::AsciiStrToLower(metadata_name);
+    }
+  }
+  for (auto& header : policy.headers) {
+    header.first = absl::AsciiStrToLower(header.first);
+  }
+  // Forwarding what is not part of the flight's identity would hand one
+  // caller's answer (fetched with its credentials) to another caller.
+  for (const std::string& forwarded : policy.forward_metadata) {
+    if (std::find(policy.key_metadata.begin(), policy.key_metadata.end(),
+                  forwarded) == policy.key_metadata.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "forward_metadata \"", forwarded,
+          "\" is not in key_metadata: callers that differ in it would share "
+          "one caller's answer"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 FetcherRegistry::FetcherRegistry(FetcherEnvironment environment)
@@ -38,9 +71,10 @@ absl::Status FetcherRegistry::Add(absl::string_view name,
     return absl::InvalidArgumentError(
         absl::StrCat("fetcher \"", name, "\" is defined twice"));
   }
-  if (policy.timeout <= absl::ZeroDuration()) {
+  absl::Status valid = ValidatePolicy(policy);
+  if (!valid.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("fetcher \"", name, "\": timeout must be positive"));
+        absl::StrCat("fetcher \"", name, "\": ", valid.message()));
   }
   absl::StatusOr<FetcherUri> uri = FetcherUri::Parse(uri_text);
   if (!uri.ok()) return uri.status();
@@ -54,17 +88,14 @@ absl::Status FetcherRegistry::Add(absl::string_view name,
                      ":\" (known: ", absl::StrJoin(schemes, ", "), ")"));
   }
   absl::StatusOr<std::unique_ptr<Fetcher>> fetcher =
-      factory->second(*uri, environment_);
+      factory->second(*uri, policy, environment_);
   if (!fetcher.ok()) {
     return absl::Status(
         fetcher.status().code(),
         absl::StrCat("fetcher \"", name, "\": ", fetcher.status().message()));
   }
-  auto named = std::make_unique<NamedFetcher>();
-  named->name = std::string(name);
-  named->uri = std::string(uri_text);
-  named->policy = policy;
-  named->fetcher = *std::move(fetcher);
+  auto named = std::make_unique<NamedFetcher>(
+      std::string(name), std::string(uri_text), policy, *std::move(fetcher));
   if (default_name_.empty()) default_name_ = named->name;
   fetchers_.emplace(named->name, std::move(named));
   return absl::OkStatus();

@@ -21,9 +21,11 @@ struct FetcherEnvironment {
   TimerQueue* timers = nullptr;
 };
 
-// Builds a fetcher from its URI; fails with INVALID_ARGUMENT on a bad URI.
+// Builds a fetcher from its URI and policy (headers, size limit, timeout);
+// fails with INVALID_ARGUMENT on a bad URI, or another code (for example
+// FAILED_PRECONDITION for a plugin that cannot be loaded) with a clear message.
 using FetcherFactory = std::function<absl::StatusOr<std::unique_ptr<Fetcher>>(
-    const FetcherUri&, const FetcherEnvironment&)>;
+    const FetcherUri&, const FetcherPolicy&, const FetcherEnvironment&)>;
 
 // The fetchers a server offers, by name, built from URIs whose scheme selects
 // the factory (`echo:`, and later `http:`, `grpc:`, `plugin:` ...).

@@ -25,9 +25,15 @@ absl::StatusOr<FetcherUri> FetcherUri::Parse(absl::string_view text) {
   absl::string_view rest = text.substr(colon + 1);
   size_t question = rest.find('?');
   uri.target = std::string(rest.substr(0, question));
-  if (question == absl::string_view::npos) return uri;
-  for (absl::string_view pair :
-       absl::StrSplit(rest.substr(question + 1), '&', absl::SkipEmpty())) {
+  if (question != absl::string_view::npos) {
+    uri.query = std::string(rest.substr(question + 1));
+  }
+  return uri;
+}
+
+absl::StatusOr<FetcherUri::Settings> FetcherUri::ParseSettings() const {
+  Settings settings;
+  for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
     std::pair<std::string, std::string> setting =
         absl::StrSplit(pair, absl::MaxSplits('=', 1));
     if (setting.first.empty() || pair.find('=') == absl::string_view::npos) {
@@ -35,13 +41,13 @@ absl::StatusOr<FetcherUri> FetcherUri::Parse(absl::string_view text) {
                                                      "\": setting \"", pair,
                                                      "\" is not name=value"));
     }
-    if (!uri.params.insert(setting).second) {
+    if (!settings.insert(setting).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("fetcher URI \"", text, "\": setting \"", setting.first,
                        "\" is given twice"));
     }
   }
-  return uri;
+  return settings;
 }
 
 }  // namespace singleflight

@@ -9,19 +9,25 @@
 
 namespace singleflight {
 
-// A fetcher URI taken apart: `scheme:rest`, where the query of `rest`
-// (after '?') holds `name=value` settings separated by '&'.
-// For example `echo:?delay=100ms` has scheme "echo", target "" and
-// params {delay: 100ms}.
+// A fetcher URI taken apart: `scheme:target?query`. For fetchers that take
+// settings (echo, plugin), the query is `name=value` pairs separated by '&';
+// for an HTTP origin it is simply part of the origin's URL.
+// For example `echo:?delay=100ms` has scheme "echo", target "" and query
+// "delay=100ms".
 struct FetcherUri {
+  using Settings = absl::flat_hash_map<std::string, std::string>;
+
   std::string text;    // The whole URI, as given.
   std::string scheme;  // Lower case, without ':'.
   std::string target;  // Between "scheme:" and '?'.
-  absl::flat_hash_map<std::string, std::string> params;
+  std::string query;   // After '?', or empty.
 
-  // Fails with INVALID_ARGUMENT if `text` has no scheme, or a setting is
-  // malformed or repeated.
+  // Fails with INVALID_ARGUMENT if `text` has no scheme.
   static absl::StatusOr<FetcherUri> Parse(absl::string_view text);
+
+  // The query as settings. Fails with INVALID_ARGUMENT if a setting is not
+  // name=value or is given twice.
+  absl::StatusOr<Settings> ParseSettings() const;
 };
 
 }  // namespace singleflight

@@ -8,13 +8,23 @@
 
 namespace singleflight {
 
-// One execution in progress, and the waiters who want its outcome.
-// Every field but the constants is guarded by its shard's mutex.
+// One execution, and the waiters who want its outcome; after it finished, a
+// lingering value. Every field but the constants is guarded by its shard's
+// mutex.
 struct Group::Flight {
-  Flight(absl::string_view fetcher, absl::string_view key, size_t shard)
-      : fetcher(fetcher), key(key), shard(shard) {}
+  Flight(const NamedFetcher& fetcher, absl::string_view scope,
+         absl::string_view key, size_t shard)
+      : fetcher(fetcher),
+        fetcher_name(fetcher.name),
+        scope(scope),
+        key(key),
+        shard(shard) {}
 
-  const std::string fetcher;
+  // Used only while the flight runs (the fetcher may be gone once every
+  // waiter is answered); `fetcher_name` is the flight's own copy.
+  const NamedFetcher& fetcher;
+  const std::string fetcher_name;
+  const std::string scope;
   const std::string key;
   const size_t shard;
   const absl::Time started = absl::Now();
@@ -22,13 +32,19 @@ struct Group::Flight {
       std::make_shared<CancellationSignal>();
 
   // Set once the outcome is delivered or the flight is cancelled; from then
-  // on the flight is out of its shard and takes no more waiters.
+  // on the flight takes no more waiters, and is out of its shard unless it
+  // lingers.
   bool done = false;
   // Set by Forget: the flight is in its shard's `forgotten` set, not its
   // table, so that a newer flight may own the key.
   bool forgotten = false;
   // Go's dups > 0: someone joined after the starter.
   bool joined = false;
+  // The fetch holds one of its fetcher's max_concurrency slots.
+  bool holds_slot = false;
+  // Finished, and kept in the table with `result` for the fetcher's linger.
+  bool lingering = false;
+  std::shared_ptr<const FlightResult> result;
   uint64_t next_waiter_id = kStarterId;
   absl::flat_hash_map<uint64_t, Waiter> waiters;
   TimerQueue::TimerId timeout_timer = 0;
@@ -42,42 +58,84 @@ Group::Shard& Group::ShardFor(KeyView key) {
   return shards_[KeyHash()(key) % kShards];
 }
 
-Group::Ticket Group::Do(const NamedFetcher& fetcher, absl::string_view key,
-                        absl::string_view payload, Waiter waiter) {
-  KeyView view{fetcher.name, key};
+Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
+                        Waiter waiter) {
+  KeyView view{fetcher.name, call.scope, call.key};
   Shard& shard = ShardFor(view);
   Ticket ticket;
+  std::shared_ptr<const FlightResult> lingering;
   {
     absl::MutexLock lock(&shard.mu);
     auto it = shard.flights.find(view);
     if (it != shard.flights.end()) {
       Flight& flight = *it->second;
-      flight.joined = true;
-      ticket.waiter_id_ = flight.next_waiter_id++;
-      flight.waiters.emplace(ticket.waiter_id_, std::move(waiter));
-      ticket.flight_ = it->second;
-      return ticket;
+      if (flight.lingering) {
+        lingering = flight.result;
+      } else {
+        flight.joined = true;
+        ticket.waiter_id_ = flight.next_waiter_id++;
+        flight.waiters.emplace(ticket.waiter_id_, std::move(waiter));
+        ticket.flight_ = it->second;
+        return ticket;
+      }
+    } else {
+      auto flight = std::make_shared<Flight>(fetcher, call.scope, call.key,
+                                             &shard - &shards_[0]);
+      ticket.waiter_id_ = flight->next_waiter_id++;
+      flight->waiters.emplace(ticket.waiter_id_, std::move(waiter));
+      shard.flights.emplace(OwnedKey(fetcher.name, std::string(call.scope),
+                                     std::string(call.key)),
+                            flight);
+      ticket.flight_ = std::move(flight);
     }
-    auto flight =
-        std::make_shared<Flight>(fetcher.name, key, &shard - &shards_[0]);
-    ticket.waiter_id_ = flight->next_waiter_id++;
-    flight->waiters.emplace(ticket.waiter_id_, std::move(waiter));
-    shard.flights.emplace(std::make_pair(fetcher.name, std::string(key)),
-                          flight);
-    ticket.flight_ = std::move(flight);
   }
-  Start(fetcher, ticket.flight_, std::string(payload));
+  if (lingering != nullptr) {
+    waiter(Outcome{std::move(lingering), /*shared=*/true});
+    return Ticket();
+  }
+  FetchRequest request;
+  request.key = std::string(call.key);
+  request.payload = std::string(call.payload);
+  if (call.metadata != nullptr) request.metadata = *call.metadata;
+  request.cancellation = ticket.flight_->cancellation;
+  Start(ticket.flight_, std::move(request));
   return ticket;
 }
 
-void Group::Start(const NamedFetcher& fetcher,
-                  const std::shared_ptr<Flight>& flight, std::string payload) {
-  absl::Duration timeout = fetcher.policy.timeout;
+void Group::Start(const std::shared_ptr<Flight>& flight, FetchRequest request) {
+  ConcurrencyLimiter* limiter = flight->fetcher.limiter.get();
+  if (limiter == nullptr) {
+    RunFetch(flight, std::move(request));
+    return;
+  }
+  bool accepted =
+      limiter->Acquire([this, flight, request = std::move(request)]() mutable {
+        {
+          absl::MutexLock lock(&shards_[flight->shard].mu);
+          if (flight->done) return false;  // Abandoned while it waited.
+          flight->holds_slot = true;
+        }
+        RunFetch(flight, std::move(request));
+        return true;
+      });
+  if (!accepted) {
+    const FetcherPolicy& policy = flight->fetcher.policy;
+    Complete(flight, {absl::ResourceExhaustedError(absl::StrCat(
+                          "fetcher \"", flight->fetcher.name, "\" is running ",
+                          policy.max_concurrency, " executions and has ",
+                          policy.max_queue, " waiting; try again later")),
+                      ""});
+  }
+}
+
+void Group::RunFetch(const std::shared_ptr<Flight>& flight,
+                     FetchRequest request) {
+  absl::Duration timeout = flight->fetcher.policy.timeout;
   TimerQueue::TimerId timer =
       timers_->Schedule(timeout, [this, flight, timeout] {
         Complete(flight,
                  {absl::DeadlineExceededError(absl::StrCat(
-                      "fetcher \"", flight->fetcher, "\" timed out after ",
+                      "fetcher \"", flight->fetcher_name, "\" timed out after ",
                       absl::FormatDuration(timeout))),
                   ""},
                  /*cancel_fetch=*/true);
@@ -86,8 +144,6 @@ void Group::Start(const NamedFetcher& fetcher,
     absl::MutexLock lock(&shards_[flight->shard].mu);
     flight->timeout_timer = timer;
   }
-
-  FetchRequest request{flight->key, std::move(payload), flight->cancellation};
   auto done = [this, flight](absl::StatusOr<std::string> value) {
     if (value.ok()) {
       Complete(flight, {absl::OkStatus(), *std::move(value)});
@@ -98,13 +154,13 @@ void Group::Start(const NamedFetcher& fetcher,
   // A throwing fetcher is Go's panicking fn: the flight fails, every waiter is
   // told, and nothing hangs.
   try {
-    fetcher.fetcher->Fetch(std::move(request), std::move(done));
+    flight->fetcher.fetcher->Fetch(std::move(request), std::move(done));
   } catch (const std::exception& e) {
     Complete(flight, {absl::InternalError(e.what()), ""});
   } catch (...) {
     Complete(
         flight,
-        {absl::InternalError(absl::StrCat("fetcher \"", flight->fetcher,
+        {absl::InternalError(absl::StrCat("fetcher \"", flight->fetcher.name,
                                           "\" threw a non-standard exception")),
          ""});
   }
@@ -114,32 +170,62 @@ void Group::Detach(Shard& shard, Flight& flight) {
   if (flight.forgotten) {
     shard.forgotten.erase(&flight);
   } else {
-    shard.flights.erase(KeyView{flight.fetcher, flight.key});
+    // Unless forgotten, a flight still owns its key: a newer flight can only
+    // exist for a forgotten one.
+    shard.flights.erase(KeyView{flight.fetcher_name, flight.scope, flight.key});
   }
 }
 
 void Group::Complete(const std::shared_ptr<Flight>& flight, FlightResult result,
                      bool cancel_fetch) {
+  bool ok = result.status.ok();
+  auto shared_result = std::make_shared<const FlightResult>(std::move(result));
   absl::flat_hash_map<uint64_t, Waiter> waiters;
   bool joined;
+  absl::Duration linger = absl::ZeroDuration();
+  ConcurrencyLimiter* slot_of = nullptr;
   TimerQueue::TimerId timer;
   {
     Shard& shard = shards_[flight->shard];
     absl::MutexLock lock(&shard.mu);
     if (flight->done) return;
     flight->done = true;
-    // Unless forgotten, this flight still owns its key: a newer flight can
-    // only exist for a forgotten one, and Detach leaves it alone.
-    Detach(shard, *flight);
+    const FetcherPolicy& policy = flight->fetcher.policy;
+    if (!flight->forgotten && (ok || policy.linger_errors)) {
+      linger = policy.linger;
+    }
+    if (linger > absl::ZeroDuration()) {
+      flight->lingering = true;
+      flight->result = shared_result;
+    } else {
+      Detach(shard, *flight);
+    }
     waiters.swap(flight->waiters);
     joined = flight->joined;
     timer = flight->timeout_timer;
+    if (flight->holds_slot) slot_of = flight->fetcher.limiter.get();
+    flight->holds_slot = false;
   }
   if (timer != 0) timers_->Cancel(timer);
+  if (linger > absl::ZeroDuration()) {
+    timers_->Schedule(linger, [this, flight] { Expire(flight); });
+  }
   if (cancel_fetch) flight->cancellation->Cancel();
-  auto shared_result = std::make_shared<const FlightResult>(std::move(result));
+  // Nothing here touches the fetcher once a waiter has its outcome: a caller
+  // may tear the fetcher down as soon as all of its waiters are answered.
+  if (slot_of != nullptr) slot_of->Release();
   for (auto& [id, waiter] : waiters) {
     waiter(Outcome{shared_result, id != Flight::kStarterId || joined});
+  }
+}
+
+void Group::Expire(const std::shared_ptr<Flight>& flight) {
+  Shard& shard = shards_[flight->shard];
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.flights.find(
+      KeyView{flight->fetcher_name, flight->scope, flight->key});
+  if (it != shard.flights.end() && it->second == flight) {
+    shard.flights.erase(it);
   }
 }
 
@@ -148,6 +234,7 @@ bool Group::Leave(const Ticket& ticket, absl::Status status) {
   Flight& flight = *ticket.flight_;
   Waiter waiter;
   bool cancel_flight = false;
+  ConcurrencyLimiter* slot_of = nullptr;
   TimerQueue::TimerId timer = 0;
   {
     Shard& shard = shards_[flight.shard];
@@ -162,12 +249,15 @@ bool Group::Leave(const Ticket& ticket, absl::Status status) {
       Detach(shard, flight);
       cancel_flight = true;
       timer = flight.timeout_timer;
+      if (flight.holds_slot) slot_of = flight.fetcher.limiter.get();
+      flight.holds_slot = false;
     }
   }
   if (cancel_flight) {
     if (timer != 0) timers_->Cancel(timer);
     flight.cancellation->Cancel();
   }
+  if (slot_of != nullptr) slot_of->Release();
   waiter(Outcome{
       std::make_shared<const FlightResult>(FlightResult{std::move(status), ""}),
       false});
@@ -186,15 +276,19 @@ Outcome Group::DoSync(const NamedFetcher& fetcher, absl::string_view key,
   return outcome;
 }
 
-bool Group::Forget(absl::string_view fetcher, absl::string_view key) {
-  KeyView view{fetcher, key};
+bool Group::Forget(absl::string_view fetcher, absl::string_view key,
+                   absl::string_view scope) {
+  KeyView view{fetcher, scope, key};
   Shard& shard = ShardFor(view);
+  std::shared_ptr<Flight> dropped;  // Released outside the lock.
   absl::MutexLock lock(&shard.mu);
   auto it = shard.flights.find(view);
   if (it == shard.flights.end()) return false;
-  it->second->forgotten = true;
-  shard.forgotten.emplace(it->second.get(), it->second);
+  dropped = it->second;
   shard.flights.erase(it);
+  if (dropped->lingering) return false;
+  dropped->forgotten = true;
+  shard.forgotten.emplace(dropped.get(), dropped);
   return true;
 }
 
@@ -202,7 +296,8 @@ std::vector<FlightInfo> Group::InFlight() const {
   std::vector<FlightInfo> infos;
   absl::Time now = absl::Now();
   auto describe = [&](const Flight& flight) {
-    infos.push_back(FlightInfo{flight.fetcher, flight.key,
+    if (flight.lingering) return;
+    infos.push_back(FlightInfo{flight.fetcher_name, flight.key,
                                static_cast<uint32_t>(flight.waiters.size()),
                                now - flight.started, flight.forgotten});
   };

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -29,8 +30,8 @@ struct FlightResult {
 // What one waiter receives, exactly once.
 struct Outcome {
   std::shared_ptr<const FlightResult> result;
-  // True for a waiter that joined a flight; for the waiter that started it,
-  // true iff anyone joined.
+  // True for a waiter that joined a flight (or took a lingering value); for
+  // the waiter that started it, true iff anyone joined.
   bool shared = false;
 
   const absl::Status& status() const { return result->status; }
@@ -39,6 +40,19 @@ struct Outcome {
 
 // A waiter is a callback, not a blocked thread.
 using Waiter = absl::AnyInvocable<void(Outcome)>;
+
+// What a caller brings to Group::Do.
+struct Call {
+  absl::string_view key;
+  // Handed to the fetcher if this call starts the flight.
+  absl::string_view payload;
+  // More identity: calls whose scopes differ never share a flight (the
+  // server puts the values of the fetcher's key_metadata here).
+  absl::string_view scope;
+  // Forwarded to the fetcher (FetchRequest::metadata) if this call starts
+  // the flight. May be null.
+  const Metadata* metadata = nullptr;
+};
 
 // An operator's view of one flight.
 struct FlightInfo {
@@ -50,22 +64,25 @@ struct FlightInfo {
 };
 
 // Group is Go's singleflight.Group for asynchronous callers: while a flight
-// for (fetcher, key) runs, every further Do for it joins that flight, the
-// fetcher runs once, and every waiter receives the same Outcome.
+// for (fetcher, scope, key) runs, every further Do for it joins that flight,
+// the fetcher runs once, and every waiter receives the same Outcome.
 //
 // Beyond Go: a waiter may Leave early (deadline, cancellation) without
 // disturbing the others; when the last waiter leaves, the flight is cancelled
 // (the fetcher sees its CancellationSignal) and the key is free; every
-// execution is bounded by its fetcher's policy timeout.
+// execution is bounded by its fetcher's timeout; a fetcher's max_concurrency
+// makes further flights wait in a bounded queue (still coalescing); and its
+// linger keeps a finished value briefly for callers who arrive just after.
 //
-// A flight that finishes is gone: there is no caching.
+// Without linger, a flight that finishes is gone: there is no caching.
 //
 // Thread-safe. Waiters are called outside the Group's locks, on whichever
 // thread completes the flight (a fetcher's thread, the timer thread, or the
 // caller of Do/Leave itself when the result is immediate), so a waiter must
 // not block.
 //
-// REQUIRES: the Group outlives every fetch it starts and `timers`.
+// REQUIRES: the Group outlives every fetch it starts and `timers`; every
+// NamedFetcher outlives the flights started on it.
 class Group {
  private:
   struct Flight;
@@ -86,12 +103,16 @@ class Group {
   Group(const Group&) = delete;
   Group& operator=(const Group&) = delete;
 
-  // Joins the flight for (fetcher.name, key), or starts one that calls
-  // fetcher.fetcher->Fetch with `payload` (a joiner's payload is ignored).
-  // `waiter` is called exactly once: with the flight's outcome, or with the
-  // status given to Leave(). It may be called before Do returns.
+  // Joins the flight for (fetcher.name, call.scope, call.key), or starts one
+  // that calls fetcher.fetcher->Fetch with the call's payload and metadata
+  // (a joiner's are ignored). `waiter` is called exactly once: with the
+  // flight's outcome, or with the status given to Leave(). It may be called
+  // before Do returns.
+  Ticket Do(const NamedFetcher& fetcher, const Call& call, Waiter waiter);
   Ticket Do(const NamedFetcher& fetcher, absl::string_view key,
-            absl::string_view payload, Waiter waiter);
+            absl::string_view payload, Waiter waiter) {
+    return Do(fetcher, Call{key, payload, "", nullptr}, std::move(waiter));
+  }
 
   // Go's Do: blocks the calling thread until the outcome is known. For tests
   // and tools; servers use Do().
@@ -105,46 +126,52 @@ class Group {
   // REQUIRES: !status.ok()
   bool Leave(const Ticket& ticket, absl::Status status);
 
-  // Go's Forget: the running flight for (fetcher, key) goes on and its
-  // waiters still get its outcome, but the next Do starts a new flight.
-  // Returns true if a flight was in progress.
-  bool Forget(absl::string_view fetcher, absl::string_view key);
+  // Go's Forget: the running flight for (fetcher, scope, key) goes on and its
+  // waiters still get its outcome, but the next Do starts a new flight. A
+  // lingering value for the key is dropped. Returns true if a flight was in
+  // progress.
+  bool Forget(absl::string_view fetcher, absl::string_view key,
+              absl::string_view scope = "");
 
-  // Every flight in progress, forgotten ones included.
+  // Every flight in progress, forgotten ones included (lingering values are
+  // not flights).
   std::vector<FlightInfo> InFlight() const;
 
  private:
   struct KeyView {
     absl::string_view fetcher;
+    absl::string_view scope;
     absl::string_view key;
   };
+  using OwnedKey = std::tuple<std::string, std::string, std::string>;
   // Heterogeneous hashing, so that lookups need no string copies.
   struct KeyHash {
     using is_transparent = void;
     size_t operator()(KeyView k) const {
-      return absl::Hash<std::pair<absl::string_view, absl::string_view>>()(
-          {k.fetcher, k.key});
+      return absl::Hash<std::tuple<absl::string_view, absl::string_view,
+                                   absl::string_view>>()(
+          {k.fetcher, k.scope, k.key});
     }
-    size_t operator()(const std::pair<std::string, std::string>& k) const {
-      return (*this)(KeyView{k.first, k.second});
-    }
+    size_t operator()(const OwnedKey& k) const { return (*this)(View(k)); }
   };
   struct KeyEq {
     using is_transparent = void;
-    static KeyView View(KeyView k) { return k; }
-    static KeyView View(const std::pair<std::string, std::string>& k) {
-      return KeyView{k.first, k.second};
-    }
     template <typename A, typename B>
     bool operator()(const A& a, const B& b) const {
       KeyView x = View(a), y = View(b);
-      return x.fetcher == y.fetcher && x.key == y.key;
+      return x.fetcher == y.fetcher && x.scope == y.scope && x.key == y.key;
     }
   };
-  using Table = absl::flat_hash_map<std::pair<std::string, std::string>,
-                                    std::shared_ptr<Flight>, KeyHash, KeyEq>;
+  static KeyView View(KeyView k) { return k; }
+  static KeyView View(const OwnedKey& k) {
+    return KeyView{std::get<0>(k), std::get<1>(k), std::get<2>(k)};
+  }
+
+  using Table =
+      absl::flat_hash_map<OwnedKey, std::shared_ptr<Flight>, KeyHash, KeyEq>;
   struct Shard {
     mutable absl::Mutex mu;
+    // Flights in progress, and finished ones that linger, by key.
     Table flights ABSL_GUARDED_BY(mu);
     // Forgotten flights still running: they are out of `flights`.
     absl::flat_hash_map<Flight*, std::shared_ptr<Flight>> forgotten
@@ -153,15 +180,17 @@ class Group {
   static constexpr size_t kShards = 16;
 
   Shard& ShardFor(KeyView key);
-  void Start(const NamedFetcher& fetcher, const std::shared_ptr<Flight>& flight,
-             std::string payload);
+  // Runs the flight's fetch now, or when its fetcher's limiter allows.
+  void Start(const std::shared_ptr<Flight>& flight, FetchRequest request);
+  void RunFetch(const std::shared_ptr<Flight>& flight, FetchRequest request);
   // Ends the flight with `result` unless it already ended; with
   // `cancel_fetch`, raises the fetch's cancellation signal before the waiters
   // are told.
   void Complete(const std::shared_ptr<Flight>& flight, FlightResult result,
                 bool cancel_fetch = false);
+  // Drops a lingering flight from the table once its linger is over.
+  void Expire(const std::shared_ptr<Flight>& flight);
   // Takes the flight out of its shard's table or forgotten set.
-  // REQUIRES: shard.mu held.
   static void Detach(Shard& shard, Flight& flight)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
 

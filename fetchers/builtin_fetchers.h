@@ -5,7 +5,7 @@
 
 namespace singleflight {
 
-// The URI scheme of the embedded default fetcher, and its URI.
+// The name of the embedded default fetcher, and its URI.
 inline constexpr char kDefaultFetcherName[] = "echo";
 inline constexpr char kDefaultFetcherUri[] = "echo:";
 

@@ -8,14 +8,17 @@
 namespace singleflight {
 
 absl::StatusOr<std::unique_ptr<Fetcher>> EchoFetcher::Create(
-    const FetcherUri& uri, const FetcherEnvironment& environment) {
+    const FetcherUri& uri, const FetcherPolicy& policy,
+    const FetcherEnvironment& environment) {
   if (!uri.target.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("echo takes no target (\"", uri.target,
                      "\"); use echo: or echo:?delay=1s"));
   }
+  absl::StatusOr<FetcherUri::Settings> settings = uri.ParseSettings();
+  if (!settings.ok()) return settings.status();
   absl::Duration delay = absl::ZeroDuration();
-  for (const auto& [name, value] : uri.params) {
+  for (const auto& [name, value] : *settings) {
     if (name != "delay") {
       return absl::InvalidArgumentError(
           absl::StrCat("echo has no setting \"", name, "\" (known: delay)"));

@@ -21,7 +21,8 @@ class EchoFetcher : public Fetcher {
  public:
   // The FetcherFactory for the `echo` scheme.
   static absl::StatusOr<std::unique_ptr<Fetcher>> Create(
-      const FetcherUri& uri, const FetcherEnvironment& environment);
+      const FetcherUri& uri, const FetcherPolicy& policy,
+      const FetcherEnvironment& environment);
 
   EchoFetcher(TimerQueue* timers, absl::Duration delay);
 

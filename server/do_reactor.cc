@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "server/call_metadata.h"
 #include "server/grpc_status.h"
 #include "server/request_validation.h"
 
@@ -19,7 +20,11 @@ DoReactor::DoReactor(grpc::CallbackServerContext* context, Group* group,
   }
   // The waiter may run before Do returns (an immediate result); gRPC does not
   // call OnDone before this constructor has returned, so that is safe.
-  ticket_ = group_->Do(**fetcher, request.key(), request.payload(),
+  CallMetadata metadata =
+      ExtractCallMetadata((*fetcher)->policy, context->client_metadata());
+  Call call{request.key(), request.payload(), metadata.scope,
+            &metadata.forwarded};
+  ticket_ = group_->Do(**fetcher, call,
                        [this](Outcome outcome) { Deliver(outcome); });
 }
 

@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/call_metadata.h"
 #include "server/request_validation.h"
 
 namespace singleflight {
@@ -17,7 +18,7 @@ void SetStatus(const absl::Status& status, v1::DoResponse& response) {
 
 DoStreamReactor::DoStreamReactor(grpc::CallbackServerContext* context,
                                  Group* group, const FetcherRegistry& registry)
-    : group_(group), registry_(registry) {
+    : context_(context), group_(group), registry_(registry) {
   StartRead(&request_);
 }
 
@@ -61,10 +62,14 @@ void DoStreamReactor::StartItem(const v1::DoRequest& request) {
   }
   uint64_t id = request.id();
   // The waiter may run inside Do (an immediate result), so no lock is held.
-  Group::Ticket ticket = group_->Do(**fetcher, request.key(), request.payload(),
-                                    [this, sequence, id](Outcome outcome) {
-                                      OnItemDone(sequence, id, outcome);
-                                    });
+  CallMetadata metadata =
+      ExtractCallMetadata((*fetcher)->policy, context_->client_metadata());
+  Call call{request.key(), request.payload(), metadata.scope,
+            &metadata.forwarded};
+  Group::Ticket ticket =
+      group_->Do(**fetcher, call, [this, sequence, id](Outcome outcome) {
+        OnItemDone(sequence, id, outcome);
+      });
   bool leave = false;
   {
     absl::MutexLock lock(&mu_);

@@ -44,6 +44,7 @@ class DoStreamReactor
   // Starts the next write, or finishes the call if nothing is left to do.
   void Proceed() ABSL_LOCKS_EXCLUDED(mu_);
 
+  grpc::CallbackServerContext* const context_;
   Group* const group_;
   const FetcherRegistry& registry_;
   v1::DoRequest request_;  // Owned by the read in progress.

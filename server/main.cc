@@ -2,9 +2,11 @@
 #include <malloc.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,21 +17,29 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/config.h"
 #include "server/server.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
-          "HOST:PORT to serve on; port 0 picks a free port");
+ABSL_FLAG(std::string, config, "",
+          "YAML config file (docs/CONFIG.md); the flags below override it");
+ABSL_FLAG(std::optional<std::string>, listen, std::nullopt,
+          "HOST:PORT to serve on; port 0 picks a free port "
+          "(default 127.0.0.1:50051)");
 ABSL_FLAG(std::string, fetcher, "",
-          "NAME=URI of a fetcher, for example slow=echo:?delay=1s; may be "
-          "given several times. The embedded echo fetcher (echo:) is always "
-          "there unless a fetcher takes the name echo");
-ABSL_FLAG(std::string, default_fetcher, "echo",
-          "fetcher for requests that name none");
-ABSL_FLAG(absl::Duration, fetch_timeout, absl::Seconds(30),
-          "time limit of one fetcher execution; on expiry every waiter gets "
-          "DEADLINE_EXCEEDED");
-ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
-          "on SIGINT/SIGTERM, how long calls in progress may take to finish");
+          "NAME=URI of a fetcher, for example slow=echo:?delay=1s or "
+          "web=http://origin/items/{key}; may be given several times; "
+          "replaces the URI of a config file fetcher of that name. The "
+          "embedded echo fetcher (echo:) is always there unless a fetcher "
+          "takes the name echo");
+ABSL_FLAG(std::optional<std::string>, default_fetcher, std::nullopt,
+          "fetcher for requests that name none (default echo)");
+ABSL_FLAG(std::optional<absl::Duration>, fetch_timeout, std::nullopt,
+          "time limit of one execution of every fetcher (default 30s, or "
+          "each fetcher's timeout in the config file); on expiry every "
+          "waiter gets DEADLINE_EXCEEDED");
+ABSL_FLAG(std::optional<absl::Duration>, drain_timeout, std::nullopt,
+          "on SIGINT/SIGTERM, how long calls in progress may take to finish "
+          "(default 10s)");
 
 namespace {
 
@@ -79,17 +89,44 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
-  singleflight::ServerOptions options;
-  options.listen = absl::GetFlag(FLAGS_listen);
-  options.default_fetcher = absl::GetFlag(FLAGS_default_fetcher);
-  options.policy.timeout = absl::GetFlag(FLAGS_fetch_timeout);
+  singleflight::ServerConfig config;
+  if (!absl::GetFlag(FLAGS_config).empty()) {
+    auto loaded = singleflight::LoadConfigFile(absl::GetFlag(FLAGS_config));
+    if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
+    config = *std::move(loaded);
+  }
+  if (auto listen = absl::GetFlag(FLAGS_listen)) config.listen = *listen;
+  if (auto name = absl::GetFlag(FLAGS_default_fetcher)) {
+    config.default_fetcher = *name;
+  }
+  if (auto drain = absl::GetFlag(FLAGS_drain_timeout)) {
+    config.drain_timeout = *drain;
+  }
   for (const std::string& flag : fetcher_flags) {
     size_t equals = flag.find('=');
     if (equals == std::string::npos || equals == 0) {
       return Fail("--fetcher wants NAME=URI, got \"" + flag + "\"");
     }
-    options.fetchers.emplace_back(flag.substr(0, equals),
-                                  flag.substr(equals + 1));
+    std::string name = flag.substr(0, equals);
+    auto same_name = [&](const singleflight::FetcherConfig& fetcher) {
+      return fetcher.name == name;
+    };
+    auto it =
+        std::find_if(config.fetchers.begin(), config.fetchers.end(), same_name);
+    if (it == config.fetchers.end()) {
+      it = config.fetchers.insert(
+          config.fetchers.end(), singleflight::FetcherConfig{name, "", {}, ""});
+    }
+    it->uri = flag.substr(equals + 1);
+    it->origin = "--fetcher=" + flag;
+  }
+  if (std::none_of(
+          config.fetchers.begin(), config.fetchers.end(),
+          [](const auto& fetcher) { return fetcher.name == "echo"; })) {
+    config.fetchers.push_back({"echo", "echo:", {}, "the embedded default"});
+  }
+  if (auto timeout = absl::GetFlag(FLAGS_fetch_timeout)) {
+    for (auto& fetcher : config.fetchers) fetcher.policy.timeout = *timeout;
   }
 
   // Signals are taken by sigwait below, so block them before gRPC starts
@@ -100,10 +137,10 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto server = singleflight::SingleFlightServer::Start(options);
+  auto server = singleflight::SingleFlightServer::Start(config);
   if (!server.ok()) return Fail(std::string(server.status().message()));
   const singleflight::FetcherRegistry& registry = (*server)->registry();
-  std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  std::string host = config.listen.substr(0, config.listen.rfind(':'));
   std::printf("singleflightd listening on %s:%d (fetchers: %s; default: %s)\n",
               host.c_str(), (*server)->port(),
               absl::StrJoin(registry.Names(), ", ").c_str(),
@@ -112,7 +149,7 @@ int main(int argc, char** argv) {
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  absl::Duration drain = absl::GetFlag(FLAGS_drain_timeout);
+  absl::Duration drain = config.drain_timeout;
   std::printf("singleflightd: %s, draining for up to %s\n",
               strsignal(signal_number), absl::FormatDuration(drain).c_str());
   std::fflush(stdout);

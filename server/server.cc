@@ -15,26 +15,29 @@ SingleFlightServer::SingleFlightServer()
     : group_(&timers_), registry_(FetcherEnvironment{&timers_}) {}
 
 absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
-    const ServerOptions& options) {
+    const ServerConfig& config) {
   std::unique_ptr<SingleFlightServer> server(new SingleFlightServer());
   FetcherRegistry& registry = server->registry_;
   RegisterBuiltinSchemes(registry);
   bool echo_taken = false;
-  for (const auto& [name, uri] : options.fetchers) {
-    if (name == kDefaultFetcherName) echo_taken = true;
+  for (const FetcherConfig& fetcher : config.fetchers) {
+    if (fetcher.name == kDefaultFetcherName) echo_taken = true;
   }
   if (!echo_taken) {
+    absl::Status added = registry.Add(kDefaultFetcherName, kDefaultFetcherUri);
+    if (!added.ok()) return added;
+  }
+  for (const FetcherConfig& fetcher : config.fetchers) {
     absl::Status added =
-        registry.Add(kDefaultFetcherName, kDefaultFetcherUri, options.policy);
-    if (!added.ok()) return added;
+        registry.Add(fetcher.name, fetcher.uri, fetcher.policy);
+    if (!added.ok()) {
+      return absl::Status(added.code(),
+                          absl::StrCat(fetcher.origin, ": ", added.message()));
+    }
   }
-  for (const auto& [name, uri] : options.fetchers) {
-    absl::Status added = registry.Add(name, uri, options.policy);
-    if (!added.ok()) return added;
-  }
-  absl::Status defaulted = registry.SetDefault(options.default_fetcher.empty()
+  absl::Status defaulted = registry.SetDefault(config.default_fetcher.empty()
                                                    ? kDefaultFetcherName
-                                                   : options.default_fetcher);
+                                                   : config.default_fetcher);
   if (!defaulted.ok()) return defaulted;
 
   server->service_ =
@@ -46,13 +49,13 @@ absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
   grpc::health::v1::HealthCheckResponse::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
                            &server->port_);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen));
+        absl::StrCat("cannot listen on ", config.listen));
   }
   server->server_->GetHealthCheckService()->SetServingStatus(true);
   return server;

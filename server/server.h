@@ -13,20 +13,10 @@
 #include "core/fetcher_registry.h"
 #include "core/group.h"
 #include "core/timer_queue.h"
+#include "server/config.h"
 #include "server/service.h"
 
 namespace singleflight {
-
-struct ServerOptions {
-  // HOST:PORT; port 0 picks a free port (see SingleFlightServer::port()).
-  std::string listen = "127.0.0.1:50051";
-  // (name, URI) pairs; the embedded `echo` fetcher is added unless a pair
-  // takes its name.
-  std::vector<std::pair<std::string, std::string>> fetchers;
-  // Empty: `echo`.
-  std::string default_fetcher;
-  FetcherPolicy policy;
-};
 
 // A running singleflightd: the SingleFlight service, server reflection and
 // the standard health service, on one listening port.
@@ -34,10 +24,11 @@ struct ServerOptions {
 // Thread-safe, but Shutdown must be called from one thread only.
 class SingleFlightServer {
  public:
-  // Builds the fetchers and starts serving. Fails with INVALID_ARGUMENT or
-  // NOT_FOUND on a bad fetcher, UNAVAILABLE if the address cannot be bound.
+  // Builds the fetchers and starts serving. Fails on a bad fetcher (the
+  // message starts with where it was configured) or an unknown default
+  // fetcher, and with UNAVAILABLE if the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<SingleFlightServer>> Start(
-      const ServerOptions& options);
+      const ServerConfig& config);
 
   ~SingleFlightServer();
 

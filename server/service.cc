@@ -1,6 +1,7 @@
 #include "server/service.h"
 
 #include "absl/time/time.h"
+#include "server/call_metadata.h"
 #include "server/do_reactor.h"
 #include "server/do_stream_reactor.h"
 #include "server/grpc_status.h"
@@ -33,7 +34,10 @@ grpc::ServerUnaryReactor* SingleFlightService::Forget(
     reactor->Finish(ToGrpcStatus(fetcher.status()));
     return reactor;
   }
-  response->set_forgotten(group_->Forget((*fetcher)->name, request->key()));
+  CallMetadata metadata =
+      ExtractCallMetadata((*fetcher)->policy, context->client_metadata());
+  response->set_forgotten(
+      group_->Forget((*fetcher)->name, request->key(), metadata.scope));
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -58,11 +58,10 @@ class Recorder {
 
 class GroupTest : public ::testing::Test {
  protected:
-  NamedFetcher Manual(std::string name = "manual",
-                      absl::Duration timeout = absl::Seconds(30)) {
+  NamedFetcher Manual(std::string name = "manual", FetcherPolicy policy = {}) {
     auto fetcher = std::make_unique<ManualFetcher>();
     manual_ = fetcher.get();
-    return Named(std::move(name), std::move(fetcher), timeout);
+    return Named(std::move(name), std::move(fetcher), std::move(policy));
   }
 
   TimerQueue timers_;
@@ -344,7 +343,9 @@ TEST_F(GroupTest, LastWaiterLeavingAForgottenFlightKeepsTheNewerOne) {
 
 // Beyond Go, 9: every execution has a timeout.
 TEST_F(GroupTest, ExecutionTimeoutFailsEveryWaiterAndCancelsTheFetch) {
-  NamedFetcher manual = Manual("manual", absl::Milliseconds(50));
+  FetcherPolicy policy;
+  policy.timeout = absl::Milliseconds(50);
+  NamedFetcher manual = Manual("manual", policy);
   Recorder a, b;
   group_.Do(manual, "key", "", a.AsWaiter());
   group_.Do(manual, "key", "", b.AsWaiter());

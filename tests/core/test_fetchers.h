@@ -67,13 +67,9 @@ class ThrowingFetcher : public Fetcher {
 
 // Wraps a Fetcher into a NamedFetcher for Group::Do.
 inline NamedFetcher Named(std::string name, std::unique_ptr<Fetcher> fetcher,
-                          absl::Duration timeout = absl::Seconds(30)) {
-  NamedFetcher named;
-  named.name = std::move(name);
-  named.uri = "test:";
-  named.policy.timeout = timeout;
-  named.fetcher = std::move(fetcher);
-  return named;
+                          FetcherPolicy policy = {}) {
+  return NamedFetcher(std::move(name), "test:", std::move(policy),
+                      std::move(fetcher));
 }
 
 }  // namespace singleflight

@@ -191,6 +191,12 @@ bool ServerProcess::WaitForOutput(absl::string_view text,
 
 CommandResult RunSfctl(const std::vector<std::string>& args,
                        absl::Duration timeout) {
+  return RunBinary("sfctl", args, timeout);
+}
+
+CommandResult RunBinary(absl::string_view name,
+                        const std::vector<std::string>& args,
+                        absl::Duration timeout) {
   CommandResult result;
   int out = TemporaryFile();
   int err = TemporaryFile();
@@ -198,11 +204,11 @@ CommandResult RunSfctl(const std::vector<std::string>& args,
       out < 0 || err < 0
           ? absl::InternalError(absl::StrCat("mkostemp in ", testing::TempDir(),
                                              ": ", std::strerror(errno)))
-          : Spawn(BinaryPath("sfctl"), args, out, err);
+          : Spawn(BinaryPath(name), args, out, err);
   if (pid.ok()) {
     std::optional<int> status = Reap(*pid, timeout);
     if (!status.has_value()) {
-      ADD_FAILURE() << "sfctl " << absl::StrJoin(args, " ")
+      ADD_FAILURE() << name << " " << absl::StrJoin(args, " ")
                     << " still running after " << timeout << "; killed";
       kill(*pid, SIGKILL);
       status = Reap(*pid, absl::InfiniteDuration());

@@ -71,7 +71,7 @@ class ServerProcess {
   std::thread reader_;
 };
 
-// What a finished sfctl run printed, and how it ended.
+// What a finished sfctl (or other binary) run printed, and how it ended.
 struct CommandResult {
   // The exit code, or -1 if sfctl was killed by a signal.
   int exit_code = -1;
@@ -83,6 +83,12 @@ struct CommandResult {
 // `timeout` is killed, and fails the current test.
 CommandResult RunSfctl(const std::vector<std::string>& args,
                        absl::Duration timeout = absl::Seconds(30));
+
+// Runs one of the project's binaries (`name` in the build's bin directory)
+// as RunSfctl does: for example singleflightd with a start-up error.
+CommandResult RunBinary(absl::string_view name,
+                        const std::vector<std::string>& args,
+                        absl::Duration timeout = absl::Seconds(30));
 
 // Calls `done` every 10 ms until it returns true or `timeout` passes. Returns
 // whether it returned true.

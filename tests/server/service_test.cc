@@ -21,10 +21,10 @@ namespace {
 class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ServerOptions options;
-    options.listen = "127.0.0.1:0";
-    options.fetchers = {{"slow", "echo:?delay=300ms"}};
-    auto server = SingleFlightServer::Start(options);
+    ServerConfig config;
+    config.listen = "127.0.0.1:0";
+    config.fetchers = {{"slow", "echo:?delay=300ms", {}, "test"}};
+    auto server = SingleFlightServer::Start(config);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     target_ = absl::StrCat("127.0.0.1:", server_->port());

@@ -1,0 +1,248 @@
+#include "server/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace singleflight {
+namespace {
+
+// Reads one YAML document, turning every problem into an error that names
+// FILE:LINE.
+class ConfigReader {
+ public:
+  explicit ConfigReader(std::string path) : path_(std::move(path)) {}
+
+  absl::Status Read(const YAML::Node& root, ServerConfig& config) {
+    if (root.IsNull()) return absl::OkStatus();
+    if (!root.IsMap()) return Error(root, "the file must be a YAML mapping");
+    absl::Status status = CheckKeys(
+        root, {"listen", "default_fetcher", "drain_timeout", "fetchers"});
+    if (!status.ok()) return status;
+    if (root["listen"])
+      status.Update(ReadString(root["listen"], config.listen));
+    if (root["default_fetcher"]) {
+      status.Update(
+          ReadString(root["default_fetcher"], config.default_fetcher));
+    }
+    if (root["drain_timeout"]) {
+      status.Update(ReadDuration(root["drain_timeout"], config.drain_timeout));
+    }
+    if (!status.ok()) return status;
+    const YAML::Node fetchers = root["fetchers"];
+    if (!fetchers) return absl::OkStatus();
+    if (!fetchers.IsMap()) {
+      return Error(fetchers, "fetchers must map names to fetcher settings");
+    }
+    std::set<std::string> names;
+    for (const auto& entry : fetchers) {
+      FetcherConfig fetcher;
+      status = ReadString(entry.first, fetcher.name);
+      if (!status.ok()) return status;
+      if (!names.insert(fetcher.name).second) {
+        return Error(entry.first, absl::StrCat("fetcher \"", fetcher.name,
+                                               "\" is defined twice"));
+      }
+      status = ReadFetcher(entry.second, fetcher);
+      if (!status.ok()) return status;
+      fetcher.origin = Where(entry.first);
+      config.fetchers.push_back(std::move(fetcher));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status ReadFetcher(const YAML::Node& node, FetcherConfig& fetcher) {
+    if (node.IsScalar()) {  // `name: URI` is short for `name: {uri: URI}`.
+      return ReadExpanded(node, fetcher.uri);
+    }
+    if (!node.IsMap()) {
+      return Error(node, "a fetcher is a URI or a mapping of settings");
+    }
+    absl::Status status =
+        CheckKeys(node, {"uri", "timeout", "max_concurrency", "max_queue",
+                         "linger", "linger_errors", "key_metadata",
+                         "forward_metadata", "headers", "max_value_bytes"});
+    if (!status.ok()) return status;
+    if (!node["uri"]) return Error(node, "a fetcher needs a uri");
+    FetcherPolicy& policy = fetcher.policy;
+    status.Update(ReadExpanded(node["uri"], fetcher.uri));
+    if (node["timeout"])
+      status.Update(ReadDuration(node["timeout"], policy.timeout));
+    if (node["max_concurrency"]) {
+      status.Update(
+          ReadInteger(node["max_concurrency"], policy.max_concurrency));
+    }
+    if (node["max_queue"]) {
+      status.Update(ReadInteger(node["max_queue"], policy.max_queue));
+    }
+    if (node["linger"])
+      status.Update(ReadDuration(node["linger"], policy.linger));
+    if (node["linger_errors"]) {
+      status.Update(ReadBool(node["linger_errors"], policy.linger_errors));
+    }
+    if (node["key_metadata"]) {
+      status.Update(ReadStrings(node["key_metadata"], policy.key_metadata));
+    }
+    if (node["forward_metadata"]) {
+      status.Update(
+          ReadStrings(node["forward_metadata"], policy.forward_metadata));
+    }
+    if (node["headers"])
+      status.Update(ReadHeaders(node["headers"], policy.headers));
+    if (node["max_value_bytes"]) {
+      int64_t bytes = 0;
+      status.Update(ReadInteger(node["max_value_bytes"], bytes));
+      if (status.ok() && bytes <= 0) {
+        return Error(node["max_value_bytes"],
+                     "max_value_bytes must be positive");
+      }
+      policy.max_value_bytes = static_cast<size_t>(bytes);
+    }
+    return status;
+  }
+
+  absl::Status CheckKeys(const YAML::Node& map,
+                         std::initializer_list<const char*> known) {
+    std::set<std::string> seen;
+    for (const auto& entry : map) {
+      std::string key = entry.first.Scalar();
+      bool is_known = false;
+      for (const char* name : known) is_known = is_known || key == name;
+      if (!is_known) {
+        return Error(entry.first,
+                     absl::StrCat("unknown key \"", key, "\" (known: ",
+                                  absl::StrJoin(known, ", "), ")"));
+      }
+      if (!seen.insert(key).second) {
+        return Error(entry.first, absl::StrCat("\"", key, "\" is given twice"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadString(const YAML::Node& node, std::string& out) {
+    if (!node.IsScalar()) return Error(node, "expected a string");
+    out = node.Scalar();
+    return absl::OkStatus();
+  }
+
+  // A string in which ${NAME} is replaced by the environment variable NAME.
+  absl::Status ReadExpanded(const YAML::Node& node, std::string& out) {
+    std::string text;
+    absl::Status status = ReadString(node, text);
+    if (!status.ok()) return status;
+    out.clear();
+    size_t at = 0;
+    while (true) {
+      size_t start = text.find("${", at);
+      if (start == std::string::npos) break;
+      size_t end = text.find('}', start);
+      if (end == std::string::npos) {
+        return Error(node, "unterminated ${ in \"" + text + "\"");
+      }
+      std::string name = text.substr(start + 2, end - start - 2);
+      const char* value = std::getenv(name.c_str());
+      if (value == nullptr) {
+        return Error(
+            node, absl::StrCat("environment variable ", name, " is not set"));
+      }
+      out += text.substr(at, start - at);
+      out += value;
+      at = end + 1;
+    }
+    out += text.substr(at);
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadDuration(const YAML::Node& node, absl::Duration& out) {
+    if (!node.IsScalar() || !absl::ParseDuration(node.Scalar(), &out) ||
+        out < absl::ZeroDuration()) {
+      return Error(node, absl::StrCat("\"", node.Scalar(),
+                                      "\" is not a duration like 250ms or 2s"));
+    }
+    return absl::OkStatus();
+  }
+
+  template <typename Int>
+  absl::Status ReadInteger(const YAML::Node& node, Int& out) {
+    try {
+      out = node.as<Int>();
+    } catch (const YAML::Exception&) {
+      return Error(
+          node, absl::StrCat("\"", node.Scalar(), "\" is not a whole number"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadBool(const YAML::Node& node, bool& out) {
+    try {
+      out = node.as<bool>();
+    } catch (const YAML::Exception&) {
+      return Error(
+          node, absl::StrCat("\"", node.Scalar(), "\" is not true or false"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadStrings(const YAML::Node& node,
+                           std::vector<std::string>& out) {
+    if (!node.IsSequence()) return Error(node, "expected a list of names");
+    for (const auto& item : node) {
+      std::string value;
+      absl::Status status = ReadString(item, value);
+      if (!status.ok()) return status;
+      out.push_back(std::move(value));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadHeaders(const YAML::Node& node, Metadata& out) {
+    if (!node.IsMap()) return Error(node, "headers map names to values");
+    for (const auto& entry : node) {
+      std::string name, value;
+      absl::Status status = ReadString(entry.first, name);
+      status.Update(ReadExpanded(entry.second, value));
+      if (!status.ok()) return status;
+      out.emplace_back(std::move(name), std::move(value));
+    }
+    return absl::OkStatus();
+  }
+
+  std::string Where(const YAML::Node& node) const {
+    return absl::StrCat(path_, ":", node.Mark().line + 1);
+  }
+
+  absl::Status Error(const YAML::Node& node, const std::string& reason) const {
+    return absl::InvalidArgumentError(absl::StrCat(Where(node), ": ", reason));
+  }
+
+  const std::string path_;
+};
+
+}  // namespace
+
+absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) {
+    return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(file);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ":", e.mark.line + 1, ": malformed YAML: ", e.msg));
+  }
+  ServerConfig config;
+  absl::Status status = ConfigReader(path).Read(root, config);
+  if (!status.ok()) return status;
+  return config;
+}
+
+}  // namespace singleflight

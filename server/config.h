@@ -1,0 +1,46 @@
+#ifndef SINGLEFLIGHT_SERVER_CONFIG_H_
+#define SINGLEFLIGHT_SERVER_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/fetcher.h"
+
+namespace singleflight {
+
+// One fetcher as configured, and where (for error messages).
+struct FetcherConfig {
+  std::string name;
+  std::string uri;
+  FetcherPolicy policy;
+  // "FILE:LINE" for the config file, "--fetcher" for a flag.
+  std::string origin;
+};
+
+// Everything singleflightd is told at start-up, by its config file and then
+// its flags.
+struct ServerConfig {
+  // HOST:PORT; port 0 picks a free port.
+  std::string listen = "127.0.0.1:50051";
+  // The embedded `echo` fetcher is added unless one of these takes its name.
+  std::vector<FetcherConfig> fetchers;
+  // Empty: `echo`.
+  std::string default_fetcher;
+  // On SIGINT/SIGTERM, how long calls in progress may take to finish.
+  absl::Duration drain_timeout = absl::Seconds(10);
+};
+
+// Reads a YAML config file (the schema is in docs/CONFIG.md). `${NAME}` in a
+// URI or header value is replaced by the environment variable NAME.
+// Fails with INVALID_ARGUMENT, naming the file, the line and the reason, on
+// malformed YAML, an unknown key, a bad value or duration, an unset
+// environment variable, or a fetcher defined twice; NOT_FOUND if the file
+// cannot be read. Fetcher URIs are checked when the fetchers are built
+// (SingleFlightServer::Start), with the same FILE:LINE in the message.
+absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path);
+
+}  // namespace singleflight
+
+#endif  // SINGLEFLIGHT_SERVER_CONFIG_H_

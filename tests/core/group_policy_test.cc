@@ -1,0 +1,184 @@
+// The Group under a fetcher's policy: max_concurrency with its queue, linger,
+// scopes (key_metadata) and forwarded metadata.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "core/group.h"
+#include "gtest/gtest.h"
+#include "tests/core/test_fetchers.h"
+
+namespace singleflight {
+namespace {
+
+// The outcome a waiter receives; one per waiter.
+struct Slot {
+  Waiter AsWaiter() {
+    return [this](Outcome o) {
+      outcome = std::move(o);
+      ++calls;
+    };
+  }
+  Outcome outcome;
+  int calls = 0;
+};
+
+class GroupPolicyTest : public ::testing::Test {
+ protected:
+  NamedFetcher Manual(FetcherPolicy policy, std::string name = "manual") {
+    auto fetcher = std::make_unique<ManualFetcher>();
+    manual_ = fetcher.get();
+    return Named(std::move(name), std::move(fetcher), std::move(policy));
+  }
+
+  TimerQueue timers_;
+  Group group_{&timers_};
+  ManualFetcher* manual_ = nullptr;
+};
+
+TEST_F(GroupPolicyTest, MaxConcurrencyQueuesFlightsThatStillCoalesce) {
+  FetcherPolicy policy;
+  policy.max_concurrency = 1;
+  policy.max_queue = 1;
+  NamedFetcher fetcher = Manual(policy);
+  Slot a, b1, b2, c;
+  group_.Do(fetcher, "a", "", a.AsWaiter());
+  group_.Do(fetcher, "b", "", b1.AsWaiter());  // Queued.
+  group_.Do(fetcher, "b", "", b2.AsWaiter());  // Joins the queued flight.
+  group_.Do(fetcher, "c", "", c.AsWaiter());   // Queue full.
+  EXPECT_EQ(manual_->calls(), 1);
+  ASSERT_EQ(c.calls, 1);
+  EXPECT_EQ(c.outcome.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(group_.InFlight().size(), 2u);  // a running, b waiting.
+
+  manual_->Take().done(std::string("A"));
+  EXPECT_EQ(a.outcome.value(), "A");
+  ASSERT_EQ(manual_->calls(), 2);  // b started when a finished.
+  ManualFetcher::Pending b = manual_->Take();
+  EXPECT_EQ(b.request.key, "b");
+  b.done(std::string("B"));
+  EXPECT_EQ(b1.outcome.value(), "B");
+  EXPECT_EQ(b2.outcome.value(), "B");
+  EXPECT_TRUE(b2.outcome.shared);
+}
+
+TEST_F(GroupPolicyTest, AbandonedQueuedFlightNeverRunsAndFreesItsPlace) {
+  FetcherPolicy policy;
+  policy.max_concurrency = 1;
+  policy.max_queue = 4;
+  NamedFetcher fetcher = Manual(policy);
+  Slot a, b, c;
+  group_.Do(fetcher, "a", "", a.AsWaiter());
+  Group::Ticket queued = group_.Do(fetcher, "b", "", b.AsWaiter());
+  group_.Do(fetcher, "c", "", c.AsWaiter());
+  EXPECT_TRUE(group_.Leave(queued, absl::CancelledError("gone")));
+  manual_->Take().done(std::string("A"));
+  ASSERT_EQ(manual_->calls(), 2);
+  EXPECT_EQ(manual_->Take().request.key, "c");  // b was skipped.
+}
+
+TEST_F(GroupPolicyTest, TimedOutExecutionFreesItsSlot) {
+  FetcherPolicy policy;
+  policy.max_concurrency = 1;
+  policy.timeout = absl::Milliseconds(30);
+  NamedFetcher fetcher = Manual(policy);
+  absl::Notification a_done;
+  group_.Do(fetcher, "a", "", [&](Outcome) { a_done.Notify(); });
+  Slot b;
+  group_.Do(fetcher, "b", "", b.AsWaiter());
+  ASSERT_TRUE(a_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(manual_->WaitForCalls(2));
+}
+
+TEST_F(GroupPolicyTest, LingerServesLateArrivalsWithoutAnExecution) {
+  FetcherPolicy policy;
+  policy.linger = absl::Seconds(1);
+  NamedFetcher fetcher = Manual(policy);
+  Slot first, late;
+  group_.Do(fetcher, "k", "", first.AsWaiter());
+  manual_->Take().done(std::string("v"));
+  EXPECT_FALSE(first.outcome.shared);
+  group_.Do(fetcher, "k", "", late.AsWaiter());
+  ASSERT_EQ(late.calls, 1);
+  EXPECT_EQ(late.outcome.value(), "v");
+  EXPECT_TRUE(late.outcome.shared);
+  EXPECT_EQ(manual_->calls(), 1);
+  EXPECT_TRUE(group_.InFlight().empty());  // A lingering value is no flight.
+
+  absl::SleepFor(absl::Milliseconds(1200));  // The linger is over.
+  Slot after;
+  group_.Do(fetcher, "k", "", after.AsWaiter());
+  EXPECT_EQ(manual_->calls(), 2);
+  EXPECT_EQ(after.calls, 0);
+}
+
+TEST_F(GroupPolicyTest, ErrorsLingerOnlyWhenAsked) {
+  FetcherPolicy policy;
+  policy.linger = absl::Seconds(10);
+  NamedFetcher keeps_values = Manual(policy);
+  ManualFetcher* values_fetcher = manual_;
+  Slot failed, retry;
+  group_.Do(keeps_values, "k", "", failed.AsWaiter());
+  values_fetcher->Take().done(absl::UnavailableError("down"));
+  group_.Do(keeps_values, "k", "", retry.AsWaiter());
+  EXPECT_EQ(values_fetcher->calls(), 2);
+
+  policy.linger_errors = true;
+  NamedFetcher keeps_errors = Manual(policy, "keeps_errors");
+  Slot failed2, late;
+  group_.Do(keeps_errors, "k", "", failed2.AsWaiter());
+  manual_->Take().done(absl::UnavailableError("down"));
+  group_.Do(keeps_errors, "k", "", late.AsWaiter());
+  EXPECT_EQ(manual_->calls(), 1);
+  EXPECT_EQ(late.outcome.status(), absl::UnavailableError("down"));
+}
+
+TEST_F(GroupPolicyTest, ForgetDropsALingeringValue) {
+  FetcherPolicy policy;
+  policy.linger = absl::Seconds(10);
+  NamedFetcher fetcher = Manual(policy);
+  Slot first, after;
+  group_.Do(fetcher, "k", "", first.AsWaiter());
+  manual_->Take().done(std::string("v"));
+  EXPECT_FALSE(group_.Forget("manual", "k"));  // Nothing was in progress.
+  group_.Do(fetcher, "k", "", after.AsWaiter());
+  EXPECT_EQ(manual_->calls(), 2);
+}
+
+TEST_F(GroupPolicyTest, ForgottenFlightDoesNotLinger) {
+  FetcherPolicy policy;
+  policy.linger = absl::Seconds(10);
+  NamedFetcher fetcher = Manual(policy);
+  Slot first, second;
+  group_.Do(fetcher, "k", "", first.AsWaiter());
+  group_.Forget("manual", "k");
+  manual_->Take().done(std::string("old"));
+  group_.Do(fetcher, "k", "", second.AsWaiter());
+  EXPECT_EQ(manual_->calls(), 2);
+}
+
+TEST_F(GroupPolicyTest, DifferentScopesNeverShare) {
+  NamedFetcher fetcher = Manual({});
+  Slot tenant_a, tenant_b, tenant_a_again;
+  group_.Do(fetcher, Call{"k", "", "tenant=a", nullptr}, tenant_a.AsWaiter());
+  group_.Do(fetcher, Call{"k", "", "tenant=b", nullptr}, tenant_b.AsWaiter());
+  group_.Do(fetcher, Call{"k", "", "tenant=a", nullptr},
+            tenant_a_again.AsWaiter());
+  EXPECT_EQ(manual_->calls(), 2);
+  EXPECT_FALSE(group_.Forget("manual", "k"));  // No unscoped flight.
+  EXPECT_TRUE(group_.Forget("manual", "k", "tenant=b"));
+}
+
+TEST_F(GroupPolicyTest, StartersMetadataReachesTheFetch) {
+  NamedFetcher fetcher = Manual({});
+  Metadata starter = {{"authorization", "Bearer a"}};
+  Metadata joiner = {{"authorization", "Bearer b"}};
+  Slot a, b;
+  group_.Do(fetcher, Call{"k", "", "", &starter}, a.AsWaiter());
+  group_.Do(fetcher, Call{"k", "", "", &joiner}, b.AsWaiter());
+  EXPECT_EQ(manual_->Take().request.metadata, starter);
+}
+
+}  // namespace
+}  // namespace singleflight

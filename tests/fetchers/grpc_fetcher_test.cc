@@ -1,0 +1,322 @@
+// Tests of GrpcFetcher against a real in-process upstream gRPC server.
+#include "fetchers/grpc_fetcher.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "core/cancellation.h"
+#include "core/fetcher_uri.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/fetchers/upstream_server.h"
+
+namespace singleflight {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+// Where the result of one Fetch lands, from whichever thread delivers it.
+class Outcome : public std::enable_shared_from_this<Outcome> {
+ public:
+  FetchCallback Callback() {
+    return [self = shared_from_this()](absl::StatusOr<std::string> result) {
+      absl::MutexLock lock(&self->mu_);
+      ++self->calls_;
+      self->result_ = std::move(result);
+    };
+  }
+
+  // The result, or INTERNAL if none arrives within `timeout`.
+  absl::StatusOr<std::string> Wait(absl::Duration timeout = kWait) {
+    absl::MutexLock lock(&mu_);
+    auto arrived = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return result_.has_value();
+    };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&arrived), timeout)) {
+      return absl::InternalError(
+          absl::StrCat("test: no result in ", absl::FormatDuration(timeout)));
+    }
+    return *result_;
+  }
+
+  int calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::optional<absl::StatusOr<std::string>> result_ ABSL_GUARDED_BY(mu_);
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+std::shared_ptr<Outcome> StartFetch(Fetcher& fetcher, FetchRequest request) {
+  auto outcome = std::make_shared<Outcome>();
+  fetcher.Fetch(std::move(request), outcome->Callback());
+  return outcome;
+}
+
+FetchRequest MakeRequest(const testing::GetRequest& get) {
+  FetchRequest request;
+  request.key = get.key();
+  request.payload = get.SerializeAsString();
+  request.cancellation = std::make_shared<CancellationSignal>();
+  return request;
+}
+
+testing::GetRequest Get(const std::string& key) {
+  testing::GetRequest get;
+  get.set_key(key);
+  return get;
+}
+
+absl::StatusOr<std::unique_ptr<Fetcher>> Create(const std::string& uri,
+                                                const FetcherPolicy& policy) {
+  absl::StatusOr<FetcherUri> parsed = FetcherUri::Parse(uri);
+  if (!parsed.ok()) return parsed.status();
+  return GrpcFetcher::Create(*parsed, policy, FetcherEnvironment());
+}
+
+class GrpcFetcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    upstream_ = UpstreamServer::Start();
+    ASSERT_NE(upstream_, nullptr);
+  }
+
+  std::unique_ptr<Fetcher> MakeFetcher(const FetcherPolicy& policy = {}) {
+    absl::StatusOr<std::unique_ptr<Fetcher>> fetcher =
+        Create(upstream_->GetUri(), policy);
+    EXPECT_TRUE(fetcher.ok()) << fetcher.status();
+    return fetcher.ok() ? *std::move(fetcher) : nullptr;
+  }
+
+  std::unique_ptr<UpstreamServer> upstream_;
+};
+
+TEST_F(GrpcFetcherTest, ResponseBytesAreTheValue) {
+  std::unique_ptr<Fetcher> fetcher = MakeFetcher();
+  ASSERT_NE(fetcher, nullptr);
+
+  absl::StatusOr<std::string> value =
+      StartFetch(*fetcher, MakeRequest(Get("k1")))->Wait();
+
+  ASSERT_TRUE(value.ok()) << value.status();
+  testing::GetReply reply;
+  ASSERT_TRUE(reply.ParseFromString(*value));
+  EXPECT_EQ(reply.key(), "k1");
+  EXPECT_EQ(reply.value(), "value-of-k1");
+  EXPECT_EQ(reply.call_number(), 1);
+  EXPECT_EQ(upstream_->Calls("k1"), 1);
+}
+
+TEST_F(GrpcFetcherTest, UpstreamStatusPassesThroughUnchanged) {
+  std::unique_ptr<Fetcher> fetcher = MakeFetcher();
+  ASSERT_NE(fetcher, nullptr);
+  const std::vector<std::pair<absl::StatusCode, std::string>> failures = {
+      {absl::StatusCode::kNotFound, "no such thing"},
+      {absl::StatusCode::kPermissionDenied, "not for you"},
+      {absl::StatusCode::kFailedPrecondition, ""}};
+
+  for (const auto& [code, message] : failures) {
+    testing::GetRequest get = Get("failing");
+    get.set_fail_code(static_cast<int>(code));
+    get.set_fail_message(message);
+    absl::StatusOr<std::string> value =
+        StartFetch(*fetcher, MakeRequest(get))->Wait();
+    EXPECT_EQ(value.status(), absl::Status(code, message));
+  }
+}
+
+TEST_F(GrpcFetcherTest, HeadersAndForwardedMetadataReachTheUpstream) {
+  FetcherPolicy policy;
+  policy.headers = {{"x-api-key", "secret"}, {"X-Team", "blue"}};
+  std::unique_ptr<Fetcher> fetcher = MakeFetcher(policy);
+  ASSERT_NE(fetcher, nullptr);
+  FetchRequest request = MakeRequest(Get("meta"));
+  request.metadata = {{"x-request-id", "r-1"}, {"trace-bin", "\x01\x02"}};
+
+  ASSERT_TRUE(StartFetch(*fetcher, std::move(request))->Wait().ok());
+
+  UpstreamServer::Metadata seen = upstream_->LastMetadata("meta");
+  EXPECT_THAT(seen, Contains(Pair("x-api-key", "secret")));
+  EXPECT_THAT(seen, Contains(Pair("x-team", "blue")));
+  EXPECT_THAT(seen, Contains(Pair("x-request-id", "r-1")));
+  EXPECT_THAT(seen, Contains(Pair("trace-bin", "\x01\x02")));
+}
+
+TEST_F(GrpcFetcherTest, MetadataGrpcCannotSendIsRefused) {
+  FetcherPolicy bad_name;
+  bad_name.headers = {{"bad name", "x"}};
+  absl::StatusOr<std::unique_ptr<Fetcher>> refused =
+      Create(upstream_->GetUri(), bad_name);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("bad name"));
+
+  std::unique_ptr<Fetcher> fetcher = MakeFetcher();
+  ASSERT_NE(fetcher, nullptr);
+  FetchRequest request = MakeRequest(Get("bad-value"));
+  request.metadata = {{"x-note", "line\nbreak"}};
+  absl::StatusOr<std::string> value =
+      StartFetch(*fetcher, std::move(request))->Wait();
+  EXPECT_EQ(value.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(value.status().message(), HasSubstr("x-note"));
+  EXPECT_EQ(upstream_->Calls("bad-value"), 0);
+}
+
+TEST_F(GrpcFetcherTest, TimeoutIsDeadlineExceededAndReachesTheUpstream) {
+  FetcherPolicy policy;
+  policy.timeout = absl::Milliseconds(200);
+  std::unique_ptr<Fetcher> fetcher = MakeFetcher(policy);
+  ASSERT_NE(fetcher, nullptr);
+  testing::GetRequest get = Get("slow");
+  get.set_hang(true);
+
+  absl::Time start = absl::Now();
+  absl::StatusOr<std::string> value =
+      StartFetch(*fetcher, MakeRequest(get))->Wait();
+
+  EXPECT_EQ(value.status().code(), absl::StatusCode::kDeadlineExceeded)
+      << value.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_TRUE(upstream_->WaitForCancelled("slow", kWait));
+}
+
+TEST_F(GrpcFetcherTest, CancellationReachesTheUpstreamHandler) {
+  std::unique_ptr<Fetcher> fetcher = MakeFetcher();
+  ASSERT_NE(fetcher, nullptr);
+  testing::GetRequest get = Get("hanging");
+  get.set_hang(true);
+  FetchRequest request = MakeRequest(get);
+  std::shared_ptr<CancellationSignal> cancellation = request.cancellation;
+
+  std::shared_ptr<Outcome> outcome = StartFetch(*fetcher, std::move(request));
+  ASSERT_TRUE(upstream_->WaitForCalls("hanging", 1, kWait));
+  cancellation->Cancel();
+
+  EXPECT_TRUE(upstream_->WaitForCancelled("hanging", kWait));
+  EXPECT_EQ(outcome->Wait().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(outcome->calls(), 1);
+}
+
+TEST_F(GrpcFetcherTest, DestroyingTheFetcherCancelsItsCalls) {
+  std::unique_ptr<Fetcher> fetcher = MakeFetcher();
+  ASSERT_NE(fetcher, nullptr);
+  testing::GetRequest get = Get("orphan");
+  get.set_hang(true);
+
+  std::shared_ptr<Outcome> outcome = StartFetch(*fetcher, MakeRequest(get));
+  ASSERT_TRUE(upstream_->WaitForCalls("orphan", 1, kWait));
+  fetcher.reset();
+
+  EXPECT_EQ(outcome->calls(), 1);
+  EXPECT_EQ(outcome->Wait().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(upstream_->WaitForCancelled("orphan", kWait));
+}
+
+TEST_F(GrpcFetcherTest, OversizedResponseIsResourceExhausted) {
+  FetcherPolicy policy;
+  policy.max_value_bytes = 1000;
+  std::unique_ptr<Fetcher> fetcher = MakeFetcher(policy);
+  ASSERT_NE(fetcher, nullptr);
+  testing::GetRequest small = Get("small");
+  small.set_value_size(900);
+  testing::GetRequest large = Get("large");
+  large.set_value_size(5000);
+
+  EXPECT_TRUE(StartFetch(*fetcher, MakeRequest(small))->Wait().ok());
+  EXPECT_EQ(StartFetch(*fetcher, MakeRequest(large))->Wait().status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(GrpcFetcherTest, FiftyConcurrentFetchesShareTheChannel) {
+  std::unique_ptr<Fetcher> fetcher = MakeFetcher();
+  ASSERT_NE(fetcher, nullptr);
+  constexpr int kFetches = 50;
+  std::vector<std::shared_ptr<Outcome>> outcomes;
+  for (int i = 0; i < kFetches; ++i) {
+    testing::GetRequest get = Get(absl::StrCat("key-", i));
+    get.set_delay_ms(100);
+    outcomes.push_back(StartFetch(*fetcher, MakeRequest(get)));
+  }
+
+  for (int i = 0; i < kFetches; ++i) {
+    absl::StatusOr<std::string> value = outcomes[i]->Wait();
+    ASSERT_TRUE(value.ok()) << "fetch " << i << ": " << value.status();
+    testing::GetReply reply;
+    ASSERT_TRUE(reply.ParseFromString(*value));
+    EXPECT_EQ(reply.value(), absl::StrCat("value-of-key-", i));
+  }
+  EXPECT_EQ(upstream_->TotalCalls(), kFetches);
+}
+
+TEST(GrpcFetcherUnreachableTest, UnreachableUpstreamIsUnavailable) {
+  std::string uri;
+  {
+    std::unique_ptr<UpstreamServer> gone = UpstreamServer::Start();
+    ASSERT_NE(gone, nullptr);
+    uri = gone->GetUri();
+  }
+  absl::StatusOr<std::unique_ptr<Fetcher>> fetcher = Create(uri, {});
+  ASSERT_TRUE(fetcher.ok()) << fetcher.status();
+
+  absl::StatusOr<std::string> value =
+      StartFetch(**fetcher, MakeRequest(Get("k")))->Wait();
+
+  EXPECT_EQ(value.status().code(), absl::StatusCode::kUnavailable)
+      << value.status();
+}
+
+TEST_F(GrpcFetcherTest, GrpcsSpeaksTlsOnly) {
+  std::string uri = upstream_->GetUri();
+  uri.replace(0, 4, "grpcs");
+  absl::StatusOr<std::unique_ptr<Fetcher>> fetcher = Create(uri, {});
+  ASSERT_TRUE(fetcher.ok()) << fetcher.status();
+
+  absl::StatusOr<std::string> value =
+      StartFetch(**fetcher, MakeRequest(Get("tls")))->Wait();
+
+  EXPECT_EQ(value.status().code(), absl::StatusCode::kUnavailable)
+      << value.status();
+  EXPECT_EQ(upstream_->Calls("tls"), 0);
+}
+
+TEST(GrpcFetcherUriTest, RejectsBadUris) {
+  for (const char* uri : {
+           "grpc:127.0.0.1:1/pkg.Svc/Method",
+           "grpc://127.0.0.1/pkg.Svc/Method",
+           "grpc://:1/pkg.Svc/Method",
+           "grpc://127.0.0.1:0/pkg.Svc/Method",
+           "grpc://127.0.0.1:65536/pkg.Svc/Method",
+           "grpc://127.0.0.1:http/pkg.Svc/Method",
+           "grpc://127.0.0.1:1",
+           "grpc://127.0.0.1:1/",
+           "grpc://127.0.0.1:1/pkg.Svc",
+           "grpc://127.0.0.1:1/pkg.Svc/",
+           "grpc://127.0.0.1:1//Method",
+           "grpc://127.0.0.1:1/pkg.Svc/Method/More",
+           "grpcs://127.0.0.1:1/pkg.Svc/Method?retries=3",
+       }) {
+    absl::StatusOr<std::unique_ptr<Fetcher>> fetcher = Create(uri, {});
+    EXPECT_EQ(fetcher.status().code(), absl::StatusCode::kInvalidArgument)
+        << uri;
+    EXPECT_THAT(fetcher.status().message(), HasSubstr(uri));
+  }
+  EXPECT_TRUE(Create("grpc://localhost:50051/Svc/Method", {}).ok());
+  EXPECT_TRUE(Create("grpcs://[::1]:443/pkg.v1.Svc/Method", {}).ok());
+}
+
+}  // namespace
+}  // namespace singleflight
