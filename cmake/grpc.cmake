@@ -46,17 +46,19 @@ sf_proto_library(sf_test_reflection_proto
 include(cmake/fetchers.cmake)
 
 find_package(yaml-cpp CONFIG REQUIRED)
+find_package(prometheus-cpp CONFIG REQUIRED)
 
 add_library(sf_server
   server/call_metadata.cc
   server/config.cc
   server/do_reactor.cc
   server/do_stream_reactor.cc
+  server/metrics.cc
   server/request_validation.cc
   server/server.cc
   server/service.cc)
 target_link_libraries(sf_server PUBLIC sf_fetchers sf_proto
-  gRPC::grpc++_reflection yaml-cpp)
+  gRPC::grpc++_reflection yaml-cpp prometheus-cpp::pull)
 
 add_executable(singleflightd server/main.cc)
 target_link_libraries(singleflightd PRIVATE sf_server absl::flags
@@ -93,12 +95,13 @@ add_executable(e2e_tests
   tests/e2e/do_e2e_test.cc
   tests/e2e/stream_e2e_test.cc
   tests/e2e/lifecycle_e2e_test.cc
+  tests/e2e/metrics_e2e_test.cc
   tests/e2e/reflection_e2e_test.cc
   tests/e2e/sfctl_e2e_test.cc)
 target_compile_definitions(e2e_tests PRIVATE
   SF_BIN_DIR="${CMAKE_RUNTIME_OUTPUT_DIRECTORY}")
 target_link_libraries(e2e_tests PRIVATE sf_client sf_test_reflection_proto
-  GTest::gmock absl::strings
+  CURL::libcurl GTest::gmock absl::strings
   absl::synchronization GTest::gtest_main)
 add_dependencies(e2e_tests singleflightd sfctl)
 gtest_discover_tests(e2e_tests PROPERTIES LABELS "${SF_E2E_LABELS}"

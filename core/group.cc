@@ -48,11 +48,14 @@ struct Group::Flight {
   uint64_t next_waiter_id = kStarterId;
   absl::flat_hash_map<uint64_t, Waiter> waiters;
   TimerQueue::TimerId timeout_timer = 0;
+  // When the fetch was called; unset while the flight waits for a slot.
+  absl::Time fetch_started = absl::InfinitePast();
 
   static constexpr uint64_t kStarterId = 1;
 };
 
-Group::Group(TimerQueue* timers) : timers_(timers) {}
+Group::Group(TimerQueue* timers, FlightObserver* observer)
+    : timers_(timers), observer_(observer) {}
 
 Group::Shard& Group::ShardFor(KeyView key) {
   return shards_[KeyHash()(key) % kShards];
@@ -64,6 +67,7 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
   Shard& shard = ShardFor(view);
   Ticket ticket;
   std::shared_ptr<const FlightResult> lingering;
+  bool joined = false;
   {
     absl::MutexLock lock(&shard.mu);
     auto it = shard.flights.find(view);
@@ -76,7 +80,7 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
         ticket.waiter_id_ = flight.next_waiter_id++;
         flight.waiters.emplace(ticket.waiter_id_, std::move(waiter));
         ticket.flight_ = it->second;
-        return ticket;
+        joined = true;
       }
     } else {
       auto flight = std::make_shared<Flight>(fetcher, call.scope, call.key,
@@ -89,7 +93,12 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
       ticket.flight_ = std::move(flight);
     }
   }
+  if (joined) {
+    if (observer_ != nullptr) observer_->Joined(fetcher);
+    return ticket;
+  }
   if (lingering != nullptr) {
+    if (observer_ != nullptr) observer_->Joined(fetcher);
     waiter(Outcome{std::move(lingering), /*shared=*/true});
     return Ticket();
   }
@@ -143,7 +152,9 @@ void Group::RunFetch(const std::shared_ptr<Flight>& flight,
   {
     absl::MutexLock lock(&shards_[flight->shard].mu);
     flight->timeout_timer = timer;
+    flight->fetch_started = absl::Now();
   }
+  if (observer_ != nullptr) observer_->ExecutionStarted(flight->fetcher);
   auto done = [this, flight](absl::StatusOr<std::string> value) {
     if (value.ok()) {
       Complete(flight, {absl::OkStatus(), *std::move(value)});
@@ -185,6 +196,7 @@ void Group::Complete(const std::shared_ptr<Flight>& flight, FlightResult result,
   absl::Duration linger = absl::ZeroDuration();
   ConcurrencyLimiter* slot_of = nullptr;
   TimerQueue::TimerId timer;
+  absl::Time fetch_started;
   {
     Shard& shard = shards_[flight->shard];
     absl::MutexLock lock(&shard.mu);
@@ -205,8 +217,13 @@ void Group::Complete(const std::shared_ptr<Flight>& flight, FlightResult result,
     timer = flight->timeout_timer;
     if (flight->holds_slot) slot_of = flight->fetcher.limiter.get();
     flight->holds_slot = false;
+    fetch_started = flight->fetch_started;
   }
   if (timer != 0) timers_->Cancel(timer);
+  if (observer_ != nullptr && fetch_started != absl::InfinitePast()) {
+    observer_->ExecutionEnded(flight->fetcher, shared_result->status,
+                              absl::Now() - fetch_started);
+  }
   if (linger > absl::ZeroDuration()) {
     timers_->Schedule(linger, [this, flight] { Expire(flight); });
   }
@@ -236,6 +253,7 @@ bool Group::Leave(const Ticket& ticket, absl::Status status) {
   bool cancel_flight = false;
   ConcurrencyLimiter* slot_of = nullptr;
   TimerQueue::TimerId timer = 0;
+  absl::Time fetch_started = absl::InfinitePast();
   {
     Shard& shard = shards_[flight.shard];
     absl::MutexLock lock(&shard.mu);
@@ -251,11 +269,17 @@ bool Group::Leave(const Ticket& ticket, absl::Status status) {
       timer = flight.timeout_timer;
       if (flight.holds_slot) slot_of = flight.fetcher.limiter.get();
       flight.holds_slot = false;
+      fetch_started = flight.fetch_started;
     }
   }
   if (cancel_flight) {
     if (timer != 0) timers_->Cancel(timer);
     flight.cancellation->Cancel();
+    if (observer_ != nullptr && fetch_started != absl::InfinitePast()) {
+      observer_->ExecutionEnded(flight.fetcher,
+                                absl::CancelledError("every waiter left"),
+                                absl::Now() - fetch_started);
+    }
   }
   if (slot_of != nullptr) slot_of->Release();
   waiter(Outcome{

@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/fetcher.h"
+#include "core/flight_observer.h"
 #include "core/timer_queue.h"
 
 namespace singleflight {
@@ -99,7 +100,9 @@ class Group {
     uint64_t waiter_id_ = 0;
   };
 
-  explicit Group(TimerQueue* timers);
+  // `observer`, if not null, is told of executions and joins; it must
+  // outlive the Group.
+  explicit Group(TimerQueue* timers, FlightObserver* observer = nullptr);
   Group(const Group&) = delete;
   Group& operator=(const Group&) = delete;
 
@@ -195,6 +198,7 @@ class Group {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
 
   TimerQueue* const timers_;
+  FlightObserver* const observer_;
   std::array<Shard, kShards> shards_;
 };
 

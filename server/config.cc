@@ -21,11 +21,15 @@ class ConfigReader {
   absl::Status Read(const YAML::Node& root, ServerConfig& config) {
     if (root.IsNull()) return absl::OkStatus();
     if (!root.IsMap()) return Error(root, "the file must be a YAML mapping");
-    absl::Status status = CheckKeys(
-        root, {"listen", "default_fetcher", "drain_timeout", "fetchers"});
+    absl::Status status =
+        CheckKeys(root, {"listen", "metrics_listen", "default_fetcher",
+                         "drain_timeout", "fetchers"});
     if (!status.ok()) return status;
     if (root["listen"])
       status.Update(ReadString(root["listen"], config.listen));
+    if (root["metrics_listen"]) {
+      status.Update(ReadString(root["metrics_listen"], config.metrics_listen));
+    }
     if (root["default_fetcher"]) {
       status.Update(
           ReadString(root["default_fetcher"], config.default_fetcher));

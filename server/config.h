@@ -28,6 +28,8 @@ struct ServerConfig {
   std::vector<FetcherConfig> fetchers;
   // Empty: `echo`.
   std::string default_fetcher;
+  // HOST:PORT of the Prometheus /metrics endpoint; empty for none.
+  std::string metrics_listen;
   // On SIGINT/SIGTERM, how long calls in progress may take to finish.
   absl::Duration drain_timeout = absl::Seconds(10);
 };

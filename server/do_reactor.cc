@@ -9,15 +9,18 @@
 namespace singleflight {
 
 DoReactor::DoReactor(grpc::CallbackServerContext* context, Group* group,
-                     const FetcherRegistry& registry,
+                     const FetcherRegistry& registry, ServerMetrics* metrics,
                      const v1::DoRequest& request, v1::DoResponse* response)
-    : context_(context), group_(group), response_(response) {
+    : context_(context), group_(group), metrics_(metrics), response_(response) {
   absl::StatusOr<const NamedFetcher*> fetcher =
       ResolveRequest(registry, request.fetcher(), request.key());
   if (!fetcher.ok()) {
+    metrics_->CallEnded(nullptr, fetcher.status().code(), absl::ZeroDuration(),
+                        /*stream_item=*/false);
     Finish(ToGrpcStatus(fetcher.status()));
     return;
   }
+  fetcher_ = *fetcher;
   // The waiter may run before Do returns (an immediate result); gRPC does not
   // call OnDone before this constructor has returned, so that is safe.
   CallMetadata metadata =
@@ -37,6 +40,8 @@ void DoReactor::OnCancel() {
 }
 
 void DoReactor::Deliver(const Outcome& outcome) {
+  metrics_->CallEnded(fetcher_, outcome.status().code(), absl::Now() - started_,
+                      /*stream_item=*/false);
   if (!outcome.status().ok()) {
     Finish(ToGrpcStatus(outcome.status()));
     return;

@@ -5,6 +5,7 @@
 
 #include "core/fetcher_registry.h"
 #include "core/group.h"
+#include "server/metrics.h"
 #include "singleflight/v1/singleflight.grpc.pb.h"
 
 namespace singleflight {
@@ -15,8 +16,8 @@ namespace singleflight {
 class DoReactor : public grpc::ServerUnaryReactor {
  public:
   DoReactor(grpc::CallbackServerContext* context, Group* group,
-            const FetcherRegistry& registry, const v1::DoRequest& request,
-            v1::DoResponse* response);
+            const FetcherRegistry& registry, ServerMetrics* metrics,
+            const v1::DoRequest& request, v1::DoResponse* response);
 
   void OnCancel() override;
   void OnDone() override { delete this; }
@@ -26,7 +27,11 @@ class DoReactor : public grpc::ServerUnaryReactor {
 
   grpc::CallbackServerContext* const context_;
   Group* const group_;
+  ServerMetrics* const metrics_;
   v1::DoResponse* const response_;
+  const absl::Time started_ = absl::Now();
+  // The request's fetcher; null if the request was refused.
+  const NamedFetcher* fetcher_ = nullptr;
   // Written before the reactor is returned to gRPC, read only by OnCancel.
   Group::Ticket ticket_;
 };

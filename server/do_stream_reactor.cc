@@ -17,8 +17,9 @@ void SetStatus(const absl::Status& status, v1::DoResponse& response) {
 }  // namespace
 
 DoStreamReactor::DoStreamReactor(grpc::CallbackServerContext* context,
-                                 Group* group, const FetcherRegistry& registry)
-    : context_(context), group_(group), registry_(registry) {
+                                 Group* group, const FetcherRegistry& registry,
+                                 ServerMetrics* metrics)
+    : context_(context), group_(group), registry_(registry), metrics_(metrics) {
   StartRead(&request_);
 }
 
@@ -43,6 +44,8 @@ void DoStreamReactor::StartItem(const v1::DoRequest& request) {
   absl::StatusOr<const NamedFetcher*> fetcher =
       ResolveRequest(registry_, request.fetcher(), request.key());
   if (!fetcher.ok()) {
+    metrics_->CallEnded(nullptr, fetcher.status().code(), absl::ZeroDuration(),
+                        /*stream_item=*/true);
     v1::DoResponse response;
     response.set_id(request.id());
     SetStatus(fetcher.status(), response);
@@ -66,9 +69,11 @@ void DoStreamReactor::StartItem(const v1::DoRequest& request) {
       ExtractCallMetadata((*fetcher)->policy, context_->client_metadata());
   Call call{request.key(), request.payload(), metadata.scope,
             &metadata.forwarded};
-  Group::Ticket ticket =
-      group_->Do(**fetcher, call, [this, sequence, id](Outcome outcome) {
-        OnItemDone(sequence, id, outcome);
+  const NamedFetcher* named = *fetcher;
+  absl::Time started = absl::Now();
+  Group::Ticket ticket = group_->Do(
+      *named, call, [this, sequence, id, named, started](Outcome outcome) {
+        OnItemDone(sequence, id, named, started, outcome);
       });
   bool leave = false;
   {
@@ -83,7 +88,10 @@ void DoStreamReactor::StartItem(const v1::DoRequest& request) {
 }
 
 void DoStreamReactor::OnItemDone(uint64_t sequence, uint64_t id,
-                                 const Outcome& outcome) {
+                                 const NamedFetcher* fetcher,
+                                 absl::Time started, const Outcome& outcome) {
+  metrics_->CallEnded(fetcher, outcome.status().code(), absl::Now() - started,
+                      /*stream_item=*/true);
   {
     absl::MutexLock lock(&mu_);
     pending_.erase(sequence);

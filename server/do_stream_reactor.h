@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/fetcher_registry.h"
 #include "core/group.h"
+#include "server/metrics.h"
 #include "singleflight/v1/singleflight.grpc.pb.h"
 
 namespace singleflight {
@@ -31,7 +32,7 @@ class DoStreamReactor
     : public grpc::ServerBidiReactor<v1::DoRequest, v1::DoResponse> {
  public:
   DoStreamReactor(grpc::CallbackServerContext* context, Group* group,
-                  const FetcherRegistry& registry);
+                  const FetcherRegistry& registry, ServerMetrics* metrics);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -40,13 +41,15 @@ class DoStreamReactor
 
  private:
   void StartItem(const v1::DoRequest& request);
-  void OnItemDone(uint64_t sequence, uint64_t id, const Outcome& outcome);
+  void OnItemDone(uint64_t sequence, uint64_t id, const NamedFetcher* fetcher,
+                  absl::Time started, const Outcome& outcome);
   // Starts the next write, or finishes the call if nothing is left to do.
   void Proceed() ABSL_LOCKS_EXCLUDED(mu_);
 
   grpc::CallbackServerContext* const context_;
   Group* const group_;
   const FetcherRegistry& registry_;
+  ServerMetrics* const metrics_;
   v1::DoRequest request_;  // Owned by the read in progress.
 
   absl::Mutex mu_;

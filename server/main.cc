@@ -31,6 +31,9 @@ ABSL_FLAG(std::string, fetcher, "",
           "replaces the URI of a config file fetcher of that name. The "
           "embedded echo fetcher (echo:) is always there unless a fetcher "
           "takes the name echo");
+ABSL_FLAG(std::optional<std::string>, metrics_listen, std::nullopt,
+          "HOST:PORT to serve Prometheus metrics on, at /metrics (default: "
+          "none); port 0 picks a free port");
 ABSL_FLAG(std::optional<std::string>, default_fetcher, std::nullopt,
           "fetcher for requests that name none (default echo)");
 ABSL_FLAG(std::optional<absl::Duration>, fetch_timeout, std::nullopt,
@@ -96,6 +99,9 @@ int main(int argc, char** argv) {
     config = *std::move(loaded);
   }
   if (auto listen = absl::GetFlag(FLAGS_listen)) config.listen = *listen;
+  if (auto metrics = absl::GetFlag(FLAGS_metrics_listen)) {
+    config.metrics_listen = *metrics;
+  }
   if (auto name = absl::GetFlag(FLAGS_default_fetcher)) {
     config.default_fetcher = *name;
   }
@@ -145,6 +151,12 @@ int main(int argc, char** argv) {
               host.c_str(), (*server)->port(),
               absl::StrJoin(registry.Names(), ", ").c_str(),
               registry.default_name().c_str());
+  if ((*server)->metrics_port() != 0) {
+    std::string metrics_host =
+        config.metrics_listen.substr(0, config.metrics_listen.rfind(':'));
+    std::printf("singleflightd metrics on http://%s:%d/metrics\n",
+                metrics_host.c_str(), (*server)->metrics_port());
+  }
   std::fflush(stdout);
 
   int signal_number = 0;

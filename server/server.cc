@@ -12,7 +12,7 @@
 namespace singleflight {
 
 SingleFlightServer::SingleFlightServer()
-    : group_(&timers_), registry_(FetcherEnvironment{&timers_}) {}
+    : group_(&timers_, &metrics_), registry_(FetcherEnvironment{&timers_}) {}
 
 absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
     const ServerConfig& config) {
@@ -40,8 +40,25 @@ absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
                                                    : config.default_fetcher);
   if (!defaulted.ok()) return defaulted;
 
-  server->service_ =
-      std::make_unique<SingleFlightService>(&server->group_, &registry);
+  for (const std::string& name : registry.Names()) {
+    server->metrics_.AddFetcher(**registry.Find(name));
+  }
+  server->metrics_.WatchFlights(&server->group_, &registry);
+  if (!config.metrics_listen.empty()) {
+    try {
+      server->exposer_ =
+          std::make_unique<prometheus::Exposer>(config.metrics_listen);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot serve metrics on ", config.metrics_listen, ": ", e.what()));
+    }
+    for (const auto& collectable : server->metrics_.collectables()) {
+      server->exposer_->RegisterCollectable(collectable);
+    }
+    server->metrics_port_ = server->exposer_->GetListeningPorts().front();
+  }
+  server->service_ = std::make_unique<SingleFlightService>(
+      &server->group_, &registry, &server->metrics_);
   grpc::EnableDefaultHealthCheckService(true);
   // Reflection describes what is in the binary's descriptor pool; naming a
   // health message links health.proto in, so that grpc.health.v1.Health can

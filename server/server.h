@@ -2,6 +2,7 @@
 #define SINGLEFLIGHT_SERVER_SERVER_H_
 
 #include <grpcpp/grpcpp.h>
+#include <prometheus/exposer.h>
 
 #include <memory>
 #include <string>
@@ -14,6 +15,7 @@
 #include "core/group.h"
 #include "core/timer_queue.h"
 #include "server/config.h"
+#include "server/metrics.h"
 #include "server/service.h"
 
 namespace singleflight {
@@ -33,6 +35,8 @@ class SingleFlightServer {
   ~SingleFlightServer();
 
   int port() const { return port_; }
+  // The port of /metrics, or 0 without ServerConfig::metrics_listen.
+  int metrics_port() const { return metrics_port_; }
   const FetcherRegistry& registry() const { return registry_; }
 
   // Stops accepting calls, reports NOT_SERVING, lets calls in progress finish
@@ -43,14 +47,18 @@ class SingleFlightServer {
  private:
   SingleFlightServer();
 
-  // Destroyed in reverse order: the server (every call over), the fetchers,
-  // the timer thread (no callback running), and the group last.
+  // Destroyed in reverse order: the metrics endpoint, the server (every call
+  // over), the fetchers, the timer thread (no callback running), the group,
+  // and the metrics the group reported to.
+  ServerMetrics metrics_;
   Group group_;
   TimerQueue timers_;
   FetcherRegistry registry_;
   std::unique_ptr<SingleFlightService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
+  int metrics_port_ = 0;
 };
 
 }  // namespace singleflight

@@ -10,18 +10,20 @@
 namespace singleflight {
 
 SingleFlightService::SingleFlightService(Group* group,
-                                         const FetcherRegistry* registry)
-    : group_(group), registry_(*registry) {}
+                                         const FetcherRegistry* registry,
+                                         ServerMetrics* metrics)
+    : group_(group), registry_(*registry), metrics_(metrics) {}
 
 grpc::ServerUnaryReactor* SingleFlightService::Do(
     grpc::CallbackServerContext* context, const v1::DoRequest* request,
     v1::DoResponse* response) {
-  return new DoReactor(context, group_, registry_, *request, response);
+  return new DoReactor(context, group_, registry_, metrics_, *request,
+                       response);
 }
 
 grpc::ServerBidiReactor<v1::DoRequest, v1::DoResponse>*
 SingleFlightService::DoStream(grpc::CallbackServerContext* context) {
-  return new DoStreamReactor(context, group_, registry_);
+  return new DoStreamReactor(context, group_, registry_, metrics_);
 }
 
 grpc::ServerUnaryReactor* SingleFlightService::Forget(
@@ -36,8 +38,10 @@ grpc::ServerUnaryReactor* SingleFlightService::Forget(
   }
   CallMetadata metadata =
       ExtractCallMetadata((*fetcher)->policy, context->client_metadata());
-  response->set_forgotten(
-      group_->Forget((*fetcher)->name, request->key(), metadata.scope));
+  bool forgotten =
+      group_->Forget((*fetcher)->name, request->key(), metadata.scope);
+  metrics_->Forgot(**fetcher, forgotten);
+  response->set_forgotten(forgotten);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

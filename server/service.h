@@ -5,6 +5,7 @@
 
 #include "core/fetcher_registry.h"
 #include "core/group.h"
+#include "server/metrics.h"
 #include "singleflight/v1/singleflight.grpc.pb.h"
 
 namespace singleflight {
@@ -12,10 +13,12 @@ namespace singleflight {
 // singleflight.v1.SingleFlight on gRPC's callback API: adapts each RPC to the
 // Group. No handler blocks a gRPC thread.
 //
-// Thread-safe. REQUIRES: `group` and `registry` outlive the service.
+// Thread-safe. REQUIRES: `group`, `registry` and `metrics` outlive the
+// service.
 class SingleFlightService final : public v1::SingleFlight::CallbackService {
  public:
-  SingleFlightService(Group* group, const FetcherRegistry* registry);
+  SingleFlightService(Group* group, const FetcherRegistry* registry,
+                      ServerMetrics* metrics);
 
   grpc::ServerUnaryReactor* Do(grpc::CallbackServerContext* context,
                                const v1::DoRequest* request,
@@ -32,6 +35,7 @@ class SingleFlightService final : public v1::SingleFlight::CallbackService {
  private:
   Group* const group_;
   const FetcherRegistry& registry_;
+  ServerMetrics* const metrics_;
 };
 
 }  // namespace singleflight

@@ -180,5 +180,50 @@ TEST_F(GroupPolicyTest, StartersMetadataReachesTheFetch) {
   EXPECT_EQ(manual_->Take().request.metadata, starter);
 }
 
+// Counts what the Group reports.
+class CountingObserver : public FlightObserver {
+ public:
+  void ExecutionStarted(const NamedFetcher&) override { ++started; }
+  void ExecutionEnded(const NamedFetcher&, const absl::Status& status,
+                      absl::Duration duration) override {
+    ended.push_back(status.code());
+    EXPECT_GE(duration, absl::ZeroDuration());
+  }
+  void Joined(const NamedFetcher&) override { ++joined; }
+
+  int started = 0;
+  int joined = 0;
+  std::vector<absl::StatusCode> ended;
+};
+
+TEST(GroupObserverTest, ReportsExecutionsJoinsAndEnds) {
+  TimerQueue timers;
+  CountingObserver observer;
+  Group group(&timers, &observer);
+  auto owned = std::make_unique<ManualFetcher>();
+  ManualFetcher* manual = owned.get();
+  FetcherPolicy policy;
+  policy.max_concurrency = 1;
+  policy.max_queue = 0;
+  NamedFetcher fetcher = Named("manual", std::move(owned), policy);
+
+  std::vector<Slot> slots(4);
+  group.Do(fetcher, "k", "", slots[0].AsWaiter());
+  group.Do(fetcher, "k", "", slots[1].AsWaiter());
+  group.Do(fetcher, "k", "", slots[2].AsWaiter());
+  group.Do(fetcher, "other", "", slots[3].AsWaiter());  // Refused: no start.
+  EXPECT_EQ(observer.started, 1);
+  EXPECT_EQ(observer.joined, 2);
+  manual->Take().done(std::string("v"));
+  EXPECT_EQ(observer.ended,
+            (std::vector<absl::StatusCode>{absl::StatusCode::kOk}));
+
+  Slot left;
+  Group::Ticket ticket = group.Do(fetcher, "k", "", left.AsWaiter());
+  group.Leave(ticket, absl::CancelledError("gone"));
+  EXPECT_EQ(observer.started, 2);
+  EXPECT_EQ(observer.ended.back(), absl::StatusCode::kCancelled);
+}
+
 }  // namespace
 }  // namespace singleflight

@@ -1,0 +1,34 @@
+#ifndef SINGLEFLIGHT_CORE_FLIGHT_OBSERVER_H_
+#define SINGLEFLIGHT_CORE_FLIGHT_OBSERVER_H_
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/fetcher.h"
+
+namespace singleflight {
+
+// What a Group reports as it works: the hooks that metrics are built on.
+//
+// Implementations must be thread-safe and cheap: the Group calls them on its
+// hot paths (outside its locks), from any thread.
+class FlightObserver {
+ public:
+  virtual ~FlightObserver() = default;
+
+  // An execution of `fetcher` is starting (its Fetch is about to be called).
+  virtual void ExecutionStarted(const NamedFetcher& fetcher) = 0;
+
+  // An execution that started has ended after `duration`: with its result,
+  // DEADLINE_EXCEEDED on timeout, or CANCELLED when its last waiter left.
+  virtual void ExecutionEnded(const NamedFetcher& fetcher,
+                              const absl::Status& status,
+                              absl::Duration duration) = 0;
+
+  // A caller joined a flight in progress, or took a lingering value, instead
+  // of starting an execution.
+  virtual void Joined(const NamedFetcher& fetcher) = 0;
+};
+
+}  // namespace singleflight
+
+#endif  // SINGLEFLIGHT_CORE_FLIGHT_OBSERVER_H_

@@ -1,0 +1,175 @@
+#include "server/metrics.h"
+
+#include <prometheus/metric_family.h>
+
+#include <map>
+#include <utility>
+
+namespace singleflight {
+namespace {
+
+// From 100 µs to a minute: cache-fast answers to slow origins.
+const prometheus::Histogram::BucketBoundaries& DurationBuckets() {
+  static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+      0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30,    60};
+  return *buckets;
+}
+
+prometheus::MetricFamily GaugeFamily(std::string name, std::string help) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = prometheus::MetricType::Gauge;
+  return family;
+}
+
+}  // namespace
+
+// Reads the flights in progress when Prometheus scrapes.
+class ServerMetrics::FlightGauges : public prometheus::Collectable {
+ public:
+  FlightGauges(const Group* group, const FetcherRegistry* registry)
+      : group_(group), registry_(registry) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::map<std::string, std::pair<double, double>> by_fetcher;
+    for (const std::string& name : registry_->Names()) by_fetcher[name];
+    for (const FlightInfo& flight : group_->InFlight()) {
+      auto& [flights, waiters] = by_fetcher[flight.fetcher];
+      flights += 1;
+      waiters += flight.waiters;
+    }
+    prometheus::MetricFamily flights = GaugeFamily(
+        "singleflight_flights_in_flight", "Flights in progress, by fetcher.");
+    prometheus::MetricFamily waiters = GaugeFamily(
+        "singleflight_waiters", "Callers waiting on a flight, by fetcher.");
+    for (const auto& [fetcher, counts] : by_fetcher) {
+      prometheus::ClientMetric metric;
+      metric.label = {{"fetcher", fetcher}};
+      metric.gauge.value = counts.first;
+      flights.metric.push_back(metric);
+      metric.gauge.value = counts.second;
+      waiters.metric.push_back(metric);
+    }
+    return {flights, waiters};
+  }
+
+ private:
+  const Group* const group_;
+  const FetcherRegistry* const registry_;
+};
+
+ServerMetrics::ServerMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      calls_(prometheus::BuildCounter()
+                 .Name("singleflight_calls_total")
+                 .Help("Do calls and DoStream items, by fetcher and outcome "
+                       "(gRPC status code).")
+                 .Register(*registry_)),
+      stream_items_(prometheus::BuildCounter()
+                        .Name("singleflight_stream_items_total")
+                        .Help("DoStream items, by fetcher.")
+                        .Register(*registry_)),
+      executions_(prometheus::BuildCounter()
+                      .Name("singleflight_executions_total")
+                      .Help("Fetcher executions started, by fetcher.")
+                      .Register(*registry_)),
+      joined_(prometheus::BuildCounter()
+                  .Name("singleflight_joined_total")
+                  .Help("Callers who shared a flight (or a lingering value) "
+                        "instead of starting an execution, by fetcher.")
+                  .Register(*registry_)),
+      forgets_(prometheus::BuildCounter()
+                   .Name("singleflight_forgets_total")
+                   .Help("Forget calls, by fetcher and whether a flight was "
+                         "in progress.")
+                   .Register(*registry_)),
+      execution_duration_(prometheus::BuildHistogram()
+                              .Name("singleflight_execution_duration_seconds")
+                              .Help("Duration of fetcher executions.")
+                              .Register(*registry_)),
+      wait_duration_(prometheus::BuildHistogram()
+                         .Name("singleflight_wait_duration_seconds")
+                         .Help("Time from a caller's request to its outcome.")
+                         .Register(*registry_)),
+      no_fetcher_(MakeSeries("")) {}
+
+ServerMetrics::FetcherSeries ServerMetrics::MakeSeries(
+    const std::string& name) {
+  FetcherSeries series;
+  for (int code = 0; code < kCodes; ++code) {
+    series.calls[code] = &calls_.Add(
+        {{"fetcher", name},
+         {"code",
+          absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}});
+  }
+  series.stream_items = &stream_items_.Add({{"fetcher", name}});
+  series.executions = &executions_.Add({{"fetcher", name}});
+  series.joined = &joined_.Add({{"fetcher", name}});
+  series.forgotten = &forgets_.Add({{"fetcher", name}, {"forgotten", "true"}});
+  series.not_forgotten =
+      &forgets_.Add({{"fetcher", name}, {"forgotten", "false"}});
+  series.execution_duration =
+      &execution_duration_.Add({{"fetcher", name}}, DurationBuckets());
+  series.wait_duration =
+      &wait_duration_.Add({{"fetcher", name}}, DurationBuckets());
+  return series;
+}
+
+void ServerMetrics::AddFetcher(const NamedFetcher& fetcher) {
+  by_fetcher_.emplace(&fetcher, MakeSeries(fetcher.name));
+}
+
+void ServerMetrics::WatchFlights(const Group* group,
+                                 const FetcherRegistry* registry) {
+  gauges_ = std::make_shared<FlightGauges>(group, registry);
+}
+
+ServerMetrics::FetcherSeries& ServerMetrics::SeriesOf(
+    const NamedFetcher* fetcher) {
+  if (fetcher == nullptr) return no_fetcher_;
+  auto it = by_fetcher_.find(fetcher);
+  return it == by_fetcher_.end() ? no_fetcher_ : it->second;
+}
+
+void ServerMetrics::CallEnded(const NamedFetcher* fetcher,
+                              absl::StatusCode code, absl::Duration waited,
+                              bool stream_item) {
+  FetcherSeries& series = SeriesOf(fetcher);
+  int index = static_cast<int>(code);
+  series.calls[index >= 0 && index < kCodes ? index : 2]->Increment();
+  if (stream_item) series.stream_items->Increment();
+  if (fetcher != nullptr) {
+    series.wait_duration->Observe(absl::ToDoubleSeconds(waited));
+  }
+}
+
+void ServerMetrics::Forgot(const NamedFetcher& fetcher, bool forgotten) {
+  FetcherSeries& series = SeriesOf(&fetcher);
+  (forgotten ? series.forgotten : series.not_forgotten)->Increment();
+}
+
+void ServerMetrics::ExecutionStarted(const NamedFetcher& fetcher) {
+  SeriesOf(&fetcher).executions->Increment();
+}
+
+void ServerMetrics::ExecutionEnded(const NamedFetcher& fetcher,
+                                   const absl::Status& status,
+                                   absl::Duration duration) {
+  SeriesOf(&fetcher).execution_duration->Observe(
+      absl::ToDoubleSeconds(duration));
+}
+
+void ServerMetrics::Joined(const NamedFetcher& fetcher) {
+  SeriesOf(&fetcher).joined->Increment();
+}
+
+std::vector<std::weak_ptr<prometheus::Collectable>>
+ServerMetrics::collectables() const {
+  std::vector<std::weak_ptr<prometheus::Collectable>> result = {registry_};
+  if (gauges_ != nullptr) result.push_back(gauges_);
+  return result;
+}
+
+}  // namespace singleflight

@@ -1,0 +1,100 @@
+#ifndef SINGLEFLIGHT_SERVER_METRICS_H_
+#define SINGLEFLIGHT_SERVER_METRICS_H_
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/fetcher_registry.h"
+#include "core/flight_observer.h"
+#include "core/group.h"
+
+namespace singleflight {
+
+// The Prometheus metrics of a singleflightd, by fetcher:
+//   singleflight_calls_total{fetcher,code}        Do calls and stream items, by
+//   outcome singleflight_stream_items_total{fetcher}      DoStream items
+//   singleflight_executions_total{fetcher}        fetcher executions started
+//   singleflight_joined_total{fetcher}            callers who joined a flight
+//   singleflight_forgets_total{fetcher,forgotten} Forget calls
+//   singleflight_execution_duration_seconds{fetcher}  histogram
+//   singleflight_wait_duration_seconds{fetcher}       histogram, per caller
+//   singleflight_flights_in_flight{fetcher}, singleflight_waiters{fetcher}
+//                                                 gauges, read at scrape time
+// Requests refused before a fetcher was chosen count under fetcher="".
+//
+// Thread-compatible while fetchers are added (before serving); after that,
+// every method is thread-safe and lock-free.
+class ServerMetrics : public FlightObserver {
+ public:
+  ServerMetrics();
+  ServerMetrics(const ServerMetrics&) = delete;
+  ServerMetrics& operator=(const ServerMetrics&) = delete;
+
+  // Creates the series of `fetcher`. REQUIRES: not yet serving.
+  void AddFetcher(const NamedFetcher& fetcher);
+
+  // Makes the gauges read `group`'s flights at each scrape.
+  // REQUIRES: not yet serving; `group` and `registry` outlive this object.
+  void WatchFlights(const Group* group, const FetcherRegistry* registry);
+
+  // One caller (a Do call or a stream item) got its outcome after `waited`.
+  // `fetcher` is null when the request was refused before one was chosen.
+  void CallEnded(const NamedFetcher* fetcher, absl::StatusCode code,
+                 absl::Duration waited, bool stream_item);
+
+  void Forgot(const NamedFetcher& fetcher, bool forgotten);
+
+  // FlightObserver.
+  void ExecutionStarted(const NamedFetcher& fetcher) override;
+  void ExecutionEnded(const NamedFetcher& fetcher, const absl::Status& status,
+                      absl::Duration duration) override;
+  void Joined(const NamedFetcher& fetcher) override;
+
+  // What an Exposer serves.
+  std::vector<std::weak_ptr<prometheus::Collectable>> collectables() const;
+
+ private:
+  static constexpr int kCodes = 17;  // google.rpc.Code OK..UNAUTHENTICATED.
+
+  // The series of one fetcher; pointers into the families below.
+  struct FetcherSeries {
+    std::array<prometheus::Counter*, kCodes> calls;
+    prometheus::Counter* stream_items;
+    prometheus::Counter* executions;
+    prometheus::Counter* joined;
+    prometheus::Counter* forgotten;
+    prometheus::Counter* not_forgotten;
+    prometheus::Histogram* execution_duration;
+    prometheus::Histogram* wait_duration;
+  };
+  class FlightGauges;
+
+  FetcherSeries& SeriesOf(const NamedFetcher* fetcher);
+  FetcherSeries MakeSeries(const std::string& name);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<FlightGauges> gauges_;
+  prometheus::Family<prometheus::Counter>& calls_;
+  prometheus::Family<prometheus::Counter>& stream_items_;
+  prometheus::Family<prometheus::Counter>& executions_;
+  prometheus::Family<prometheus::Counter>& joined_;
+  prometheus::Family<prometheus::Counter>& forgets_;
+  prometheus::Family<prometheus::Histogram>& execution_duration_;
+  prometheus::Family<prometheus::Histogram>& wait_duration_;
+  FetcherSeries no_fetcher_;
+  absl::flat_hash_map<const NamedFetcher*, FetcherSeries> by_fetcher_;
+};
+
+}  // namespace singleflight
+
+#endif  // SINGLEFLIGHT_SERVER_METRICS_H_
