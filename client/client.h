@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "singleflight/v1/singleflight.grpc.pb.h"
 
 namespace singleflight {
@@ -22,20 +23,48 @@ struct DoResult {
   bool shared = false;
 };
 
-struct ClientOptions {
-  // Deadline of each call; absl::InfiniteDuration() for none.
-  absl::Duration timeout = absl::Seconds(30);
+// Retries of calls that fail with UNAVAILABLE (the server could not be
+// reached, or is shutting down), carried out by gRPC's own retry support
+// from the channel's service config. Do, DoStream (until its first reply
+// arrives), InFlight and Health are retried; Forget never is, since a late
+// second Forget could forget a flight that started after the first one.
+// The n-th retry waits a random time between 0 and
+// min(initial_backoff * multiplier^(n-1), max_backoff) (full jitter). Every
+// attempt counts against the call's one deadline (ClientOptions::timeout).
+struct RetryPolicy {
+  // Attempts in all, the first included: 1 turns retries off. gRPC caps
+  // this at 5.
+  int max_attempts = 4;
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(2);
+  double multiplier = 2.0;
 };
 
-// A thin C++ client for singleflight.v1.SingleFlight: blocking calls that
-// return absl::Status (gRPC codes carried over unchanged).
+struct ClientOptions {
+  // Deadline of each call, retries included; absl::InfiniteDuration() for
+  // none.
+  absl::Duration timeout = absl::Seconds(30);
+  // Used by Connect, which builds the channel.
+  RetryPolicy retry;
+  // Used by Connect; null: plaintext. See TlsCredentialsFromFiles.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+};
+
+// A thin C++ client for singleflight.v1.SingleFlight and the server's
+// grpc.health.v1.Health: blocking calls that return absl::Status (gRPC codes
+// carried over unchanged). Every call that names a key sends the routing
+// header kFlightKeyHeader (client/flight_key.h); a DoStream sends the one of
+// its first request.
 //
 // Thread-safe: one Client may be shared by any number of threads.
 class Client {
  public:
+  // A client on `channel`, whose service config decides retries (Connect
+  // builds one from ClientOptions::retry).
   Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options = {});
 
-  // A client on a plaintext channel to `target` (HOST:PORT).
+  // A client on a channel to `target` (HOST:PORT) with
+  // `options.credentials` and `options.retry`.
   static std::unique_ptr<Client> Connect(const std::string& target,
                                          ClientOptions options = {});
 
@@ -59,17 +88,37 @@ class Client {
   // The flights in progress on the server.
   absl::StatusOr<v1::InFlightResponse> InFlight();
 
+  // grpc.health.v1.Health/Check of `service` ("": the server as a whole).
+  absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Health(
+      const std::string& service = "");
+
   v1::SingleFlight::Stub& stub() { return *stub_; }
 
  private:
-  void Prepare(grpc::ClientContext& context) const;
+  // Sets the deadline, and the routing header unless `flight_key` is empty.
+  void Prepare(grpc::ClientContext& context,
+               const std::string& flight_key) const;
 
   const ClientOptions options_;
   std::unique_ptr<v1::SingleFlight::Stub> stub_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_stub_;
 };
 
 // google.rpc status of a grpc::Status, as an absl::Status.
 absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// The service config (JSON) that makes a channel retry as `policy` says.
+std::string RetryServiceConfig(const RetryPolicy& policy);
+
+// TLS channel credentials from PEM files: `ca_cert` holds the roots that the
+// server's certificate must chain to (empty: the system's roots);
+// `client_cert` and `client_key`, both or neither, are the client's
+// certificate chain and private key for mutual TLS. INVALID_ARGUMENT if only
+// one of those is given, NOT_FOUND if a file cannot be read.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
+TlsCredentialsFromFiles(const std::string& ca_cert,
+                        const std::string& client_cert,
+                        const std::string& client_key);
 
 }  // namespace singleflight
 

@@ -1,4 +1,6 @@
 // sfctl: the command-line client of singleflightd (see kUsage below).
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -12,15 +14,32 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/client.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "HOST:PORT of the server");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30),
-          "deadline of each call, for example 500ms or 2s");
+          "deadline of each call, retries included, for example 500ms or 2s");
+ABSL_FLAG(bool, json, false,
+          "print JSON (one document per line) instead of text");
+ABSL_FLAG(bool, tls, false,
+          "connect with TLS, trusting the system's roots unless --ca_cert "
+          "says otherwise");
+ABSL_FLAG(std::string, ca_cert, "",
+          "PEM file of the roots the server's certificate must chain to; "
+          "implies --tls");
+ABSL_FLAG(std::string, client_cert, "",
+          "PEM certificate chain presented to the server (mutual TLS); needs "
+          "--client_key; implies --tls");
+ABSL_FLAG(std::string, client_key, "",
+          "PEM private key of --client_cert; implies --tls");
 ABSL_FLAG(std::string, fetcher, "",
           "do, stream, forget: the fetcher to use; empty selects the "
           "server's default");
@@ -29,14 +48,25 @@ ABSL_FLAG(std::string, payload, "",
 ABSL_FLAG(int, n, 1,
           "do: number of concurrent callers; above 1, prints a summary "
           "instead of the value");
+ABSL_FLAG(bool, watch, false,
+          "inflight: refresh every --watch_interval, like top, until "
+          "interrupted or --watch_count refreshes");
+ABSL_FLAG(absl::Duration, watch_interval, absl::Seconds(1),
+          "inflight --watch: time between refreshes");
+ABSL_FLAG(int, watch_count, 0,
+          "inflight --watch: stop after this many refreshes (0: never)");
 
 namespace singleflight {
 namespace {
 
+using ::grpc::health::v1::HealthCheckResponse;
+
 constexpr char kUsage[] =
     R"(sfctl talks to singleflightd (singleflight.v1.SingleFlight).
 
-Usage: sfctl [--target=HOST:PORT] [--timeout=DURATION] COMMAND ...
+Usage: sfctl [--target=HOST:PORT] [--timeout=DURATION] [--json]
+             [--tls] [--ca_cert=FILE] [--client_cert=FILE --client_key=FILE]
+             COMMAND ...
 
 Commands (their options may come before or after their arguments):
   do KEY [--fetcher=F] [--payload=P] [-n N]
@@ -53,12 +83,40 @@ Commands (their options may come before or after their arguments):
         id=ID key=KEY error=CODE: message
   forget KEY [--fetcher=F]
       Go's Forget: prints forgotten=true if a flight for KEY was running.
-  inflight
+  inflight [--watch [--watch_interval=1s] [--watch_count=N]]
       Prints the flights in progress, oldest first:
         fetcher=F key=KEY waiters=N age=DURATION forgotten=BOOL
+      With --watch, refreshes every --watch_interval like top (clearing a
+      terminal; elsewhere each refresh follows the last), each refresh
+      headed by "HH:MM:SS TARGET: N in flight", until interrupted or after
+      --watch_count refreshes.
+  health [SERVICE]
+      grpc.health.v1.Health/Check of SERVICE (default: the whole server);
+      prints SERVING, NOT_SERVING, ... and exits 0 only for SERVING.
+
+--json prints one JSON document per line, in the proto3 JSON mapping that
+grpcurl and buf curl print (byte strings such as values are base64):
+  do          {"value":"aGVsbG8=","shared":false}
+  do -n N     {"replies":R,"shared":S,"errors":E,"distinct_values":V,
+               "error_counts":{"CODE: message":COUNT}}
+  stream      each reply: {"id":"1","value":"YQ==","shared":false} (a failed
+              item also has "status":{"code":CODE,"message":"..."})
+  forget      {"forgotten":true}
+  inflight    {"flights":[{"fetcher":"F","key":"K","waiters":1,
+               "age":"0.400s","forgotten":false}]} (oldest first; one
+              document per refresh with --watch)
+  health      {"status":"SERVING"}
+
+TLS: --tls, --ca_cert, --client_cert and --client_key connect with TLS; a
+plaintext server then fails the call with UNAVAILABLE (handshake failed).
+
+Calls that fail with UNAVAILABLE are retried (up to 4 attempts, with
+exponential backoff) within --timeout, except forget. Every call naming a
+key sends the x-flight-key routing header (docs/CLIENTS.md).
 
 Exit status: 0 on success; 1 if a call or an item failed, with
-"sfctl: CODE: message" on stderr; 2 on a usage error.)";
+"sfctl: CODE: message" on stderr (or health is not SERVING); 2 on a usage
+error.)";
 
 constexpr int kMaxCallers = 10000;
 
@@ -77,10 +135,35 @@ int CallFailed(const absl::Status& status) {
   return 1;
 }
 
-int DoOnce(Client& client, const std::string& key) {
+// Prints `message` as one line of proto3 JSON, default values included.
+void PrintJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  // Only a message with Any fields of unknown types can fail to print.
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  absl::PrintF("%s\n", json);
+  std::fflush(stdout);
+}
+
+google::protobuf::Value NumberValue(double number) {
+  google::protobuf::Value value;
+  value.set_number_value(number);
+  return value;
+}
+
+int DoOnce(Client& client, const std::string& key, bool json) {
   absl::StatusOr<DoResult> result = client.Do(key, absl::GetFlag(FLAGS_fetcher),
                                               absl::GetFlag(FLAGS_payload));
   if (!result.ok()) return CallFailed(result.status());
+  if (json) {
+    google::protobuf::Struct reply;
+    auto& fields = *reply.mutable_fields();
+    fields["value"].set_string_value(absl::Base64Escape(result->value));
+    fields["shared"].set_bool_value(result->shared);
+    PrintJson(reply);
+    return 0;
+  }
   std::fwrite(result->value.data(), 1, result->value.size(), stdout);
   std::fputc('\n', stdout);
   return 0;
@@ -101,15 +184,29 @@ class Tally {
     values_.insert(result->value);
   }
 
-  // Prints the summary; returns the exit status.
-  int Report() {
+  // Prints the summary, as text or JSON; returns the exit status.
+  int Report(bool json) {
     absl::MutexLock lock(&mu_);
     int error_count = 0;
     for (const auto& [error, count] : errors_) error_count += count;
-    absl::PrintF("replies=%d shared=%d errors=%d distinct_values=%d\n",
-                 replies_, shared_, error_count, values_.size());
-    for (const auto& [error, count] : errors_) {
-      absl::FPrintF(stderr, "error: %s (x%d)\n", error, count);
+    if (json) {
+      google::protobuf::Struct summary;
+      auto& fields = *summary.mutable_fields();
+      fields["replies"] = NumberValue(replies_);
+      fields["shared"] = NumberValue(shared_);
+      fields["errors"] = NumberValue(error_count);
+      fields["distinct_values"] = NumberValue(values_.size());
+      auto& counts = *fields["error_counts"].mutable_struct_value();
+      for (const auto& [error, count] : errors_) {
+        (*counts.mutable_fields())[error] = NumberValue(count);
+      }
+      PrintJson(summary);
+    } else {
+      absl::PrintF("replies=%d shared=%d errors=%d distinct_values=%d\n",
+                   replies_, shared_, error_count, values_.size());
+      for (const auto& [error, count] : errors_) {
+        absl::FPrintF(stderr, "error: %s (x%d)\n", error, count);
+      }
     }
     return error_count == 0 ? 0 : 1;
   }
@@ -122,7 +219,8 @@ class Tally {
   std::map<std::string, int> errors_ ABSL_GUARDED_BY(mu_);
 };
 
-int DoConcurrently(Client& client, const std::string& key, int callers) {
+int DoConcurrently(Client& client, const std::string& key, int callers,
+                   bool json) {
   const std::string fetcher = absl::GetFlag(FLAGS_fetcher);
   const std::string payload = absl::GetFlag(FLAGS_payload);
   Tally tally;
@@ -137,10 +235,10 @@ int DoConcurrently(Client& client, const std::string& key, int callers) {
   }
   go.Notify();
   for (std::thread& thread : threads) thread.join();
-  return tally.Report();
+  return tally.Report(json);
 }
 
-int Stream(Client& client, const std::vector<std::string>& keys) {
+int Stream(Client& client, const std::vector<std::string>& keys, bool json) {
   std::vector<v1::DoRequest> requests(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     requests[i].set_id(i + 1);
@@ -152,8 +250,12 @@ int Stream(Client& client, const std::vector<std::string>& keys) {
       client.DoStream(requests, [&](const v1::DoResponse& reply) {
         uint64_t id = reply.id();
         std::string key = id >= 1 && id <= keys.size() ? keys[id - 1] : "";
+        if (reply.status().code() != 0) item_failed = true;
+        if (json) {
+          PrintJson(reply);
+          return;
+        }
         if (reply.status().code() != 0) {
-          item_failed = true;
           absl::PrintF("id=%d key=%s error=%s\n", id, key,
                        Describe(absl::Status(
                            static_cast<absl::StatusCode>(reply.status().code()),
@@ -168,11 +270,17 @@ int Stream(Client& client, const std::vector<std::string>& keys) {
   return item_failed ? 1 : 0;
 }
 
-int Forget(Client& client, const std::string& key) {
+int Forget(Client& client, const std::string& key, bool json) {
   absl::StatusOr<bool> forgotten =
       client.Forget(key, absl::GetFlag(FLAGS_fetcher));
   if (!forgotten.ok()) return CallFailed(forgotten.status());
-  absl::PrintF("forgotten=%s\n", *forgotten ? "true" : "false");
+  if (json) {
+    v1::ForgetResponse response;
+    response.set_forgotten(*forgotten);
+    PrintJson(response);
+  } else {
+    absl::PrintF("forgotten=%s\n", *forgotten ? "true" : "false");
+  }
   return 0;
 }
 
@@ -181,21 +289,120 @@ absl::Duration Age(const v1::Flight& flight) {
          absl::Nanoseconds(flight.age().nanos());
 }
 
-int InFlight(Client& client) {
+// The flights in progress, oldest first.
+absl::StatusOr<v1::InFlightResponse> OldestFirst(Client& client) {
   absl::StatusOr<v1::InFlightResponse> response = client.InFlight();
-  if (!response.ok()) return CallFailed(response.status());
-  std::vector<v1::Flight> flights(response->flights().begin(),
-                                  response->flights().end());
+  if (!response.ok()) return response.status();
+  auto& flights = *response->mutable_flights();
   std::stable_sort(
       flights.begin(), flights.end(),
       [](const v1::Flight& a, const v1::Flight& b) { return Age(a) > Age(b); });
-  for (const v1::Flight& flight : flights) {
+  return response;
+}
+
+void PrintFlights(const v1::InFlightResponse& response, bool json) {
+  if (json) {
+    PrintJson(response);
+    return;
+  }
+  for (const v1::Flight& flight : response.flights()) {
     absl::PrintF("fetcher=%s key=%s waiters=%d age=%.1fs forgotten=%s\n",
                  flight.fetcher(), flight.key(), flight.waiters(),
                  absl::ToDoubleSeconds(Age(flight)),
                  flight.forgotten() ? "true" : "false");
   }
+  std::fflush(stdout);
+}
+
+int InFlightOnce(Client& client, bool json) {
+  absl::StatusOr<v1::InFlightResponse> response = OldestFirst(client);
+  if (!response.ok()) return CallFailed(response.status());
+  PrintFlights(*response, json);
   return 0;
+}
+
+// inflight --watch: a refresh every `interval`, `count` times (0: forever).
+// A failed refresh is reported and the watch goes on; returns 1 if any
+// failed.
+int WatchInFlight(Client& client, bool json, absl::Duration interval,
+                  int count) {
+  const bool terminal = !json && isatty(STDOUT_FILENO);
+  const std::string target = absl::GetFlag(FLAGS_target);
+  int exit_status = 0;
+  for (int refresh = 0; count == 0 || refresh < count; ++refresh) {
+    if (refresh > 0) absl::SleepFor(interval);
+    absl::StatusOr<v1::InFlightResponse> response = OldestFirst(client);
+    if (terminal) absl::PrintF("\033[H\033[2J");  // Home, clear screen.
+    if (!json) {
+      absl::PrintF(
+          "%s %s: %s\n",
+          absl::FormatTime("%H:%M:%S", absl::Now(), absl::LocalTimeZone()),
+          target,
+          response.ok()
+              ? absl::StrFormat("%d in flight", response->flights_size())
+              : Describe(response.status()));
+    }
+    if (response.ok()) {
+      PrintFlights(*response, json);
+    } else {
+      exit_status = 1;
+      if (json) CallFailed(response.status());
+    }
+    if (!json && !terminal) absl::PrintF("\n");
+    std::fflush(stdout);
+  }
+  return exit_status;
+}
+
+int Health(Client& client, const std::string& service, bool json) {
+  absl::StatusOr<HealthCheckResponse::ServingStatus> status =
+      client.Health(service);
+  if (!status.ok()) return CallFailed(status.status());
+  if (json) {
+    HealthCheckResponse response;
+    response.set_status(*status);
+    PrintJson(response);
+  } else {
+    absl::PrintF("%s\n", HealthCheckResponse::ServingStatus_Name(*status));
+  }
+  return *status == HealthCheckResponse::SERVING ? 0 : 1;
+}
+
+// The channel credentials the TLS flags ask for: null for plaintext.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials() {
+  const std::string ca_cert = absl::GetFlag(FLAGS_ca_cert);
+  const std::string client_cert = absl::GetFlag(FLAGS_client_cert);
+  const std::string client_key = absl::GetFlag(FLAGS_client_key);
+  if (!absl::GetFlag(FLAGS_tls) && ca_cert.empty() && client_cert.empty() &&
+      client_key.empty()) {
+    return nullptr;
+  }
+  return TlsCredentialsFromFiles(ca_cert, client_cert, client_key);
+}
+
+// The usage errors of flags that do not apply to `command`, if any.
+std::string MisappliedFlag(const std::string& command) {
+  if (command != "do" &&
+      (absl::GetFlag(FLAGS_n) != 1 || !absl::GetFlag(FLAGS_payload).empty())) {
+    return "-n and --payload apply to do only";
+  }
+  if ((command == "inflight" || command == "health") &&
+      !absl::GetFlag(FLAGS_fetcher).empty()) {
+    return "--fetcher does not apply to " + command;
+  }
+  if (command != "inflight" && absl::GetFlag(FLAGS_watch)) {
+    return "--watch applies to inflight only";
+  }
+  if (!absl::GetFlag(FLAGS_watch) && absl::GetFlag(FLAGS_watch_count) != 0) {
+    return "--watch_count needs --watch";
+  }
+  if (absl::GetFlag(FLAGS_watch_count) < 0) {
+    return "--watch_count must not be negative";
+  }
+  if (absl::GetFlag(FLAGS_watch_interval) <= absl::ZeroDuration()) {
+    return "--watch_interval must be positive";
+  }
+  return "";
 }
 
 // Runs COMMAND ARGS... (`args`, the positional arguments); the flags are
@@ -205,12 +412,9 @@ int Run(const std::vector<std::string>& args) {
   const std::string& command = args[0];
   const size_t operands = args.size() - 1;
   const int callers = absl::GetFlag(FLAGS_n);
-  if (command != "do" &&
-      (callers != 1 || !absl::GetFlag(FLAGS_payload).empty())) {
-    return UsageError("-n and --payload apply to do only");
-  }
-  if (command == "inflight" && !absl::GetFlag(FLAGS_fetcher).empty()) {
-    return UsageError("--fetcher does not apply to inflight");
+  const bool json = absl::GetFlag(FLAGS_json);
+  if (std::string misapplied = MisappliedFlag(command); !misapplied.empty()) {
+    return UsageError(misapplied);
   }
 
   ClientOptions options;
@@ -218,6 +422,12 @@ int Run(const std::vector<std::string>& args) {
   if (options.timeout <= absl::ZeroDuration()) {
     return UsageError("--timeout must be positive");
   }
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      Credentials();
+  if (!credentials.ok()) {
+    return UsageError(std::string(credentials.status().message()));
+  }
+  options.credentials = *std::move(credentials);
   std::unique_ptr<Client> client =
       Client::Connect(absl::GetFlag(FLAGS_target), options);
 
@@ -227,23 +437,32 @@ int Run(const std::vector<std::string>& args) {
       return UsageError(
           absl::StrFormat("-n must be between 1 and %d", kMaxCallers));
     }
-    return callers == 1 ? DoOnce(*client, args[1])
-                        : DoConcurrently(*client, args[1], callers);
+    return callers == 1 ? DoOnce(*client, args[1], json)
+                        : DoConcurrently(*client, args[1], callers, json);
   }
   if (command == "stream") {
     if (operands == 0) return UsageError("stream takes at least one KEY");
-    return Stream(*client, {args.begin() + 1, args.end()});
+    return Stream(*client, {args.begin() + 1, args.end()}, json);
   }
   if (command == "forget") {
     if (operands != 1) return UsageError("forget takes exactly one KEY");
-    return Forget(*client, args[1]);
+    return Forget(*client, args[1], json);
   }
   if (command == "inflight") {
     if (operands != 0) return UsageError("inflight takes no arguments");
-    return InFlight(*client);
+    if (absl::GetFlag(FLAGS_watch)) {
+      return WatchInFlight(*client, json, absl::GetFlag(FLAGS_watch_interval),
+                           absl::GetFlag(FLAGS_watch_count));
+    }
+    return InFlightOnce(*client, json);
+  }
+  if (command == "health") {
+    if (operands > 1) return UsageError("health takes at most one SERVICE");
+    return Health(*client, operands == 1 ? args[1] : "", json);
   }
   return UsageError(absl::StrFormat(
-      "unknown command \"%s\" (known: do, stream, forget, inflight)", command));
+      "unknown command \"%s\" (known: do, stream, forget, inflight, health)",
+      command));
 }
 
 }  // namespace

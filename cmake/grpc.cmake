@@ -47,22 +47,26 @@ include(cmake/fetchers.cmake)
 
 find_package(yaml-cpp CONFIG REQUIRED)
 find_package(prometheus-cpp CONFIG REQUIRED)
+find_package(spdlog CONFIG REQUIRED)
 
 add_library(sf_server
+  server/access_control.cc
   server/call_metadata.cc
   server/config.cc
   server/do_reactor.cc
+  server/do_response_encoder.cc
   server/do_stream_reactor.cc
+  server/logging.cc
   server/metrics.cc
   server/request_validation.cc
   server/server.cc
   server/service.cc)
 target_link_libraries(sf_server PUBLIC sf_fetchers sf_proto
-  gRPC::grpc++_reflection yaml-cpp prometheus-cpp::pull)
+  gRPC::grpc++_reflection yaml-cpp prometheus-cpp::pull spdlog::spdlog)
 
 add_executable(singleflightd server/main.cc)
 target_link_libraries(singleflightd PRIVATE sf_server absl::flags
-  absl::flags_parse absl::flags_usage)
+  absl::flags_parse absl::flags_usage absl::flags_config)
 
 add_library(sf_client client/client.cc)
 target_include_directories(sf_client PUBLIC ${CMAKE_SOURCE_DIR})
@@ -76,6 +80,7 @@ target_link_libraries(sfctl PRIVATE sf_client absl::flags absl::flags_parse
 add_executable(server_tests
   tests/server/call_metadata_test.cc
   tests/server/config_test.cc
+  tests/server/do_response_encoder_test.cc
   tests/server/request_validation_test.cc
   tests/server/service_test.cc)
 target_link_libraries(server_tests PRIVATE sf_server sf_client GTest::gmock
@@ -97,6 +102,7 @@ add_executable(e2e_tests
   tests/e2e/lifecycle_e2e_test.cc
   tests/e2e/metrics_e2e_test.cc
   tests/e2e/reflection_e2e_test.cc
+  tests/e2e/security_e2e_test.cc
   tests/e2e/sfctl_e2e_test.cc)
 target_compile_definitions(e2e_tests PRIVATE
   SF_BIN_DIR="${CMAKE_RUNTIME_OUTPUT_DIRECTORY}")
@@ -114,3 +120,5 @@ add_executable(many_waiters bench/many_waiters.cc)
 target_link_libraries(many_waiters PRIVATE sf_proto absl::flags
   absl::flags_parse absl::flags_usage absl::strings absl::synchronization
   absl::time)
+include(cmake/bench.cmake)
+include(cmake/install.cmake)

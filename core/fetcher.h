@@ -1,6 +1,7 @@
 #ifndef SINGLEFLIGHT_CORE_FETCHER_H_
 #define SINGLEFLIGHT_CORE_FETCHER_H_
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -65,6 +66,10 @@ struct FetcherPolicy {
   // flights fail with RESOURCE_EXHAUSTED.
   int max_concurrency = 0;
   int max_queue = 1000;
+  // Limits against abuse, 0 for none: flights of this fetcher in progress at
+  // once, and waiters on one flight. Beyond them, RESOURCE_EXHAUSTED.
+  int max_flights = 0;
+  int max_waiters = 0;
   // Keep a finished value this long, so that callers arriving just after
   // completion share it without a new execution. Errors are kept only with
   // `linger_errors`.
@@ -102,6 +107,8 @@ struct NamedFetcher {
   const std::unique_ptr<Fetcher> fetcher;
   // Enforces policy.max_concurrency; null when there is no limit.
   std::unique_ptr<ConcurrencyLimiter> limiter;
+  // Flights of this fetcher in progress, for policy.max_flights.
+  mutable std::atomic<int> flights{0};
 };
 
 }  // namespace singleflight

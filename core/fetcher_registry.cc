@@ -21,9 +21,11 @@ absl::Status ValidatePolicy(FetcherPolicy& policy) {
   if (policy.timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("timeout must be positive");
   }
-  if (policy.max_concurrency < 0 || policy.max_queue < 0) {
+  if (policy.max_concurrency < 0 || policy.max_queue < 0 ||
+      policy.max_flights < 0 || policy.max_waiters < 0) {
     return absl::InvalidArgumentError(
-        "max_concurrency and max_queue must not be negative");
+        "max_concurrency, max_queue, max_flights and max_waiters must not be "
+        "negative");
   }
   if (policy.linger < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("linger must not be negative");

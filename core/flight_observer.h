@@ -27,6 +27,10 @@ class FlightObserver {
   // A caller joined a flight in progress, or took a lingering value, instead
   // of starting an execution.
   virtual void Joined(const NamedFetcher& fetcher) = 0;
+
+  // A caller was refused with RESOURCE_EXHAUSTED by a limit: "max_flights",
+  // "max_waiters" or "max_queue".
+  virtual void Rejected(const NamedFetcher& fetcher, const char* limit) = 0;
 };
 
 }  // namespace singleflight

@@ -54,6 +54,20 @@ struct Group::Flight {
   static constexpr uint64_t kStarterId = 1;
 };
 
+namespace {
+
+// Counts a new flight of `fetcher`, unless that would pass its max_flights.
+bool AdmitFlight(const NamedFetcher& fetcher) {
+  int before = fetcher.flights.fetch_add(1);
+  if (fetcher.policy.max_flights > 0 && before >= fetcher.policy.max_flights) {
+    fetcher.flights.fetch_sub(1);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 Group::Group(TimerQueue* timers, FlightObserver* observer)
     : timers_(timers), observer_(observer) {}
 
@@ -68,6 +82,8 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
   Ticket ticket;
   std::shared_ptr<const FlightResult> lingering;
   bool joined = false;
+  const char* refused_by = nullptr;
+  const FetcherPolicy& policy = fetcher.policy;
   {
     absl::MutexLock lock(&shard.mu);
     auto it = shard.flights.find(view);
@@ -75,6 +91,10 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
       Flight& flight = *it->second;
       if (flight.lingering) {
         lingering = flight.result;
+      } else if (policy.max_waiters > 0 &&
+                 flight.waiters.size() >=
+                     static_cast<size_t>(policy.max_waiters)) {
+        refused_by = "max_waiters";
       } else {
         flight.joined = true;
         ticket.waiter_id_ = flight.next_waiter_id++;
@@ -82,6 +102,8 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
         ticket.flight_ = it->second;
         joined = true;
       }
+    } else if (!AdmitFlight(fetcher)) {
+      refused_by = "max_flights";
     } else {
       auto flight = std::make_shared<Flight>(fetcher, call.scope, call.key,
                                              &shard - &shards_[0]);
@@ -92,6 +114,16 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
                             flight);
       ticket.flight_ = std::move(flight);
     }
+  }
+  if (refused_by != nullptr) {
+    if (observer_ != nullptr) observer_->Rejected(fetcher, refused_by);
+    waiter(Outcome{std::make_shared<const FlightResult>(FlightResult{
+                       absl::ResourceExhaustedError(absl::StrCat(
+                           "fetcher \"", fetcher.name, "\" is at its ",
+                           refused_by, " limit; try again later")),
+                       ""}),
+                   false});
+    return Ticket();
   }
   if (joined) {
     if (observer_ != nullptr) observer_->Joined(fetcher);
@@ -129,6 +161,7 @@ void Group::Start(const std::shared_ptr<Flight>& flight, FetchRequest request) {
       });
   if (!accepted) {
     const FetcherPolicy& policy = flight->fetcher.policy;
+    if (observer_ != nullptr) observer_->Rejected(flight->fetcher, "max_queue");
     Complete(flight, {absl::ResourceExhaustedError(absl::StrCat(
                           "fetcher \"", flight->fetcher.name, "\" is running ",
                           policy.max_concurrency, " executions and has ",
@@ -230,6 +263,7 @@ void Group::Complete(const std::shared_ptr<Flight>& flight, FlightResult result,
   if (cancel_fetch) flight->cancellation->Cancel();
   // Nothing here touches the fetcher once a waiter has its outcome: a caller
   // may tear the fetcher down as soon as all of its waiters are answered.
+  flight->fetcher.flights.fetch_sub(1);
   if (slot_of != nullptr) slot_of->Release();
   for (auto& [id, waiter] : waiters) {
     waiter(Outcome{shared_result, id != Flight::kStarterId || joined});
@@ -281,6 +315,7 @@ bool Group::Leave(const Ticket& ticket, absl::Status status) {
                                 absl::Now() - fetch_started);
     }
   }
+  if (cancel_flight) flight.fetcher.flights.fetch_sub(1);
   if (slot_of != nullptr) slot_of->Release();
   waiter(Outcome{
       std::make_shared<const FlightResult>(FlightResult{std::move(status), ""}),
@@ -314,6 +349,22 @@ bool Group::Forget(absl::string_view fetcher, absl::string_view key,
   dropped->forgotten = true;
   shard.forgotten.emplace(dropped.get(), dropped);
   return true;
+}
+
+void Group::FailAll(const absl::Status& status) {
+  std::vector<std::shared_ptr<Flight>> flights;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (const auto& entry : shard.flights) flights.push_back(entry.second);
+    for (const auto& entry : shard.forgotten) flights.push_back(entry.second);
+  }
+  for (const std::shared_ptr<Flight>& flight : flights) {
+    if (flight->lingering) {
+      Expire(flight);
+    } else {
+      Complete(flight, {status, ""}, /*cancel_fetch=*/true);
+    }
+  }
 }
 
 std::vector<FlightInfo> Group::InFlight() const {

@@ -140,6 +140,11 @@ class Group {
   // not flights).
   std::vector<FlightInfo> InFlight() const;
 
+  // Ends every flight in progress with `status`, cancelling its fetch, and
+  // drops lingering values: for a server that stops.
+  // REQUIRES: !status.ok()
+  void FailAll(const absl::Status& status);
+
  private:
   struct KeyView {
     absl::string_view fetcher;

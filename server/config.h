@@ -32,6 +32,21 @@ struct ServerConfig {
   std::string metrics_listen;
   // On SIGINT/SIGTERM, how long calls in progress may take to finish.
   absl::Duration drain_timeout = absl::Seconds(10);
+
+  // TLS, from PEM files: the server's certificate chain and key; with
+  // tls_client_ca, clients must present a certificate signed by it (mTLS).
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  // Bearer tokens (see AccessControl): files holding them; empty to take
+  // them from the environment, or to have none.
+  std::string caller_token_file;
+  std::string admin_token_file;
+
+  // Limits against abuse (0: none). Per fetcher limits are in its policy.
+  int max_message_bytes = 4 << 20;  // Largest request message.
+  int max_concurrent_streams = 0;   // Calls at once on one connection.
+  int max_stream_pending = 10000;   // Items of one DoStream waiting at once.
 };
 
 // Reads a YAML config file (the schema is in docs/CONFIG.md). `${NAME}` in a

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "server/call_metadata.h"
+#include "server/do_response_encoder.h"
 #include "server/grpc_status.h"
 #include "server/request_validation.h"
 
@@ -10,8 +11,19 @@ namespace singleflight {
 
 DoReactor::DoReactor(grpc::CallbackServerContext* context, Group* group,
                      const FetcherRegistry& registry, ServerMetrics* metrics,
-                     const v1::DoRequest& request, v1::DoResponse* response)
+                     const grpc::ByteBuffer& raw_request,
+                     grpc::ByteBuffer* response)
     : context_(context), group_(group), metrics_(metrics), response_(response) {
+  v1::DoRequest request;
+  grpc::ByteBuffer buffer(raw_request);  // Shares the slices; no copy.
+  if (!grpc::SerializationTraits<v1::DoRequest>::Deserialize(&buffer, &request)
+           .ok()) {
+    metrics_->CallEnded(nullptr, absl::StatusCode::kInvalidArgument,
+                        absl::ZeroDuration(), /*stream_item=*/false);
+    Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "the request is not a DoRequest"));
+    return;
+  }
   absl::StatusOr<const NamedFetcher*> fetcher =
       ResolveRequest(registry, request.fetcher(), request.key());
   if (!fetcher.ok()) {
@@ -46,8 +58,7 @@ void DoReactor::Deliver(const Outcome& outcome) {
     Finish(ToGrpcStatus(outcome.status()));
     return;
   }
-  response_->set_value(outcome.value());
-  response_->set_shared(outcome.shared);
+  *response_ = EncodeDoResponse(outcome.result, outcome.shared);
   Finish(grpc::Status::OK);
 }
 

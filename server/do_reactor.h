@@ -12,12 +12,14 @@ namespace singleflight {
 
 // One unary Do call: joins or starts the flight, and finishes when the flight
 // completes, or at once when the caller cancels or its deadline passes. No
-// thread waits in between. Deletes itself in OnDone.
+// thread waits in between. The call is raw (ByteBuffer in and out) so that
+// the reply can carry the flight's shared value without a copy per waiter
+// (see EncodeDoResponse). Deletes itself in OnDone.
 class DoReactor : public grpc::ServerUnaryReactor {
  public:
   DoReactor(grpc::CallbackServerContext* context, Group* group,
             const FetcherRegistry& registry, ServerMetrics* metrics,
-            const v1::DoRequest& request, v1::DoResponse* response);
+            const grpc::ByteBuffer& raw_request, grpc::ByteBuffer* response);
 
   void OnCancel() override;
   void OnDone() override { delete this; }
@@ -28,7 +30,7 @@ class DoReactor : public grpc::ServerUnaryReactor {
   grpc::CallbackServerContext* const context_;
   Group* const group_;
   ServerMetrics* const metrics_;
-  v1::DoResponse* const response_;
+  grpc::ByteBuffer* const response_;
   const absl::Time started_ = absl::Now();
   // The request's fetcher; null if the request was refused.
   const NamedFetcher* fetcher_ = nullptr;

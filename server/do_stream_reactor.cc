@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "server/call_metadata.h"
 #include "server/request_validation.h"
 
@@ -18,8 +19,12 @@ void SetStatus(const absl::Status& status, v1::DoResponse& response) {
 
 DoStreamReactor::DoStreamReactor(grpc::CallbackServerContext* context,
                                  Group* group, const FetcherRegistry& registry,
-                                 ServerMetrics* metrics)
-    : context_(context), group_(group), registry_(registry), metrics_(metrics) {
+                                 ServerMetrics* metrics, int max_pending)
+    : context_(context),
+      group_(group),
+      registry_(registry),
+      metrics_(metrics),
+      max_pending_(max_pending) {
   StartRead(&request_);
 }
 
@@ -46,22 +51,29 @@ void DoStreamReactor::StartItem(const v1::DoRequest& request) {
   if (!fetcher.ok()) {
     metrics_->CallEnded(nullptr, fetcher.status().code(), absl::ZeroDuration(),
                         /*stream_item=*/true);
-    v1::DoResponse response;
-    response.set_id(request.id());
-    SetStatus(fetcher.status(), response);
-    {
-      absl::MutexLock lock(&mu_);
-      unwritten_.push_back(std::move(response));
-    }
-    Proceed();
+    Refuse(request.id(), fetcher.status());
     return;
   }
-  uint64_t sequence;
+  uint64_t sequence = 0;
+  bool full;
   {
     absl::MutexLock lock(&mu_);
     if (cancelled_) return;
-    sequence = next_sequence_++;
-    pending_.emplace(sequence, std::nullopt);
+    full = max_pending_ > 0 && pending_.size() >= max_pending_;
+    if (!full) {
+      sequence = next_sequence_++;
+      pending_.emplace(sequence, std::nullopt);
+    }
+  }
+  if (full) {
+    metrics_->Refused(*fetcher, "max_stream_pending");
+    metrics_->CallEnded(*fetcher, absl::StatusCode::kResourceExhausted,
+                        absl::ZeroDuration(), /*stream_item=*/true);
+    Refuse(request.id(),
+           absl::ResourceExhaustedError(absl::StrCat(
+               "this stream already has ", max_pending_,
+               " items waiting; wait for replies before sending more")));
+    return;
   }
   uint64_t id = request.id();
   // The waiter may run inside Do (an immediate result), so no lock is held.
@@ -85,6 +97,17 @@ void DoStreamReactor::StartItem(const v1::DoRequest& request) {
     }
   }
   if (leave) group_->Leave(ticket, absl::CancelledError("stream cancelled"));
+}
+
+void DoStreamReactor::Refuse(uint64_t id, const absl::Status& status) {
+  v1::DoResponse response;
+  response.set_id(id);
+  SetStatus(status, response);
+  {
+    absl::MutexLock lock(&mu_);
+    unwritten_.push_back(std::move(response));
+  }
+  Proceed();
 }
 
 void DoStreamReactor::OnItemDone(uint64_t sequence, uint64_t id,

@@ -32,7 +32,8 @@ class DoStreamReactor
     : public grpc::ServerBidiReactor<v1::DoRequest, v1::DoResponse> {
  public:
   DoStreamReactor(grpc::CallbackServerContext* context, Group* group,
-                  const FetcherRegistry& registry, ServerMetrics* metrics);
+                  const FetcherRegistry& registry, ServerMetrics* metrics,
+                  int max_pending);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -41,6 +42,8 @@ class DoStreamReactor
 
  private:
   void StartItem(const v1::DoRequest& request);
+  // Queues the reply of an item that failed before joining a flight.
+  void Refuse(uint64_t id, const absl::Status& status);
   void OnItemDone(uint64_t sequence, uint64_t id, const NamedFetcher* fetcher,
                   absl::Time started, const Outcome& outcome);
   // Starts the next write, or finishes the call if nothing is left to do.
@@ -50,6 +53,8 @@ class DoStreamReactor
   Group* const group_;
   const FetcherRegistry& registry_;
   ServerMetrics* const metrics_;
+  // Items that may wait at once; beyond, RESOURCE_EXHAUSTED (0: no limit).
+  const size_t max_pending_;
   v1::DoRequest request_;  // Owned by the read in progress.
 
   absl::Mutex mu_;

@@ -14,10 +14,14 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/config.h"
+#include "server/logging.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -44,7 +48,73 @@ ABSL_FLAG(std::optional<absl::Duration>, drain_timeout, std::nullopt,
           "on SIGINT/SIGTERM, how long calls in progress may take to finish "
           "(default 10s)");
 
+ABSL_FLAG(std::optional<std::string>, tls_cert, std::nullopt,
+          "PEM certificate chain: serve TLS (with --tls_key)");
+ABSL_FLAG(std::optional<std::string>, tls_key, std::nullopt,
+          "PEM private key of --tls_cert");
+ABSL_FLAG(std::optional<std::string>, tls_client_ca, std::nullopt,
+          "PEM CA: require client certificates it signed (mutual TLS)");
+ABSL_FLAG(std::optional<std::string>, caller_token_file, std::nullopt,
+          "file holding the bearer token that may call Do and DoStream "
+          "(default: $SINGLEFLIGHT_CALLER_TOKEN, if set)");
+ABSL_FLAG(std::optional<std::string>, admin_token_file, std::nullopt,
+          "file holding the bearer token that may call every RPC "
+          "(default: $SINGLEFLIGHT_ADMIN_TOKEN, if set)");
+ABSL_FLAG(std::optional<int>, max_message_bytes, std::nullopt,
+          "largest request message accepted (default 4 MiB)");
+ABSL_FLAG(std::optional<int>, max_concurrent_streams, std::nullopt,
+          "calls at once on one client connection (default: no limit)");
+ABSL_FLAG(std::optional<int>, max_stream_pending, std::nullopt,
+          "items one DoStream may have waiting at once (default 10000)");
+ABSL_FLAG(std::optional<int>, max_flights, std::nullopt,
+          "flights in progress at once, for every fetcher (default: each "
+          "fetcher's max_flights; none)");
+ABSL_FLAG(std::optional<int>, max_waiters, std::nullopt,
+          "waiters on one flight, for every fetcher (default: each fetcher's "
+          "max_waiters; none)");
+
+ABSL_FLAG(std::string, log_level, "info",
+          "trace, debug, info, warning, error or off");
+ABSL_FLAG(bool, log_json, false, "log JSON lines instead of plain text");
+
 namespace {
+
+// What the server was told, for the log, with secrets left out: URIs lose
+// their query, headers their values, tokens are only said to be there.
+std::string DescribeConfig(const singleflight::ServerConfig& config) {
+  std::string tls = config.tls_cert.empty()        ? "off"
+                    : config.tls_client_ca.empty() ? "on"
+                                                   : "mutual";
+  std::string description = absl::StrCat(
+      "listen=", config.listen, " tls=", tls, " tokens=",
+      config.caller_token_file.empty() && config.admin_token_file.empty()
+          ? "environment-or-none"
+          : "files",
+      " max_message_bytes=", config.max_message_bytes,
+      " max_concurrent_streams=", config.max_concurrent_streams,
+      " max_stream_pending=", config.max_stream_pending,
+      " drain_timeout=", absl::FormatDuration(config.drain_timeout));
+  for (const singleflight::FetcherConfig& fetcher : config.fetchers) {
+    const singleflight::FetcherPolicy& policy = fetcher.policy;
+    std::vector<std::string> headers;
+    for (const auto& header : policy.headers) {
+      headers.push_back(header.first + "=***");
+    }
+    absl::StrAppend(
+        &description, "; fetcher ", fetcher.name, "=",
+        fetcher.uri.substr(0, fetcher.uri.find('?')),
+        fetcher.uri.find('?') == std::string::npos ? "" : "?***",
+        " timeout=", absl::FormatDuration(policy.timeout),
+        " max_concurrency=", policy.max_concurrency,
+        " max_queue=", policy.max_queue, " max_flights=", policy.max_flights,
+        " max_waiters=", policy.max_waiters,
+        " linger=", absl::FormatDuration(policy.linger), " key_metadata=[",
+        absl::StrJoin(policy.key_metadata, ","), "] forward_metadata=[",
+        absl::StrJoin(policy.forward_metadata, ","), "] headers=[",
+        absl::StrJoin(headers, ","), "]");
+  }
+  return description;
+}
 
 // absl flags keep the last of repeated flags; --fetcher accumulates, so its
 // occurrences are taken out of argv before absl parses the rest.
@@ -80,12 +150,21 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view path) {
+    return absl::EndsWith(path, "server/main.cc");
+  };
+  absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
       "singleflightd serves singleflight.v1.SingleFlight: concurrent requests "
       "for the same (fetcher, key) share one fetcher execution.");
   std::vector<std::string> fetcher_flags =
       TakeRepeatedFlag("fetcher", argc, argv);
   absl::ParseCommandLine(argc, argv);
+
+  absl::Status logging = singleflight::SetUpLogging(
+      absl::GetFlag(FLAGS_log_level), absl::GetFlag(FLAGS_log_json));
+  if (!logging.ok()) return Fail(std::string(logging.message()));
 
   // Measured here: Abseil's deadlock detection and glibc's eager trimming
   // cost 20-30% of the CPU per call.
@@ -131,9 +210,29 @@ int main(int argc, char** argv) {
           [](const auto& fetcher) { return fetcher.name == "echo"; })) {
     config.fetchers.push_back({"echo", "echo:", {}, "the embedded default"});
   }
-  if (auto timeout = absl::GetFlag(FLAGS_fetch_timeout)) {
-    for (auto& fetcher : config.fetchers) fetcher.policy.timeout = *timeout;
+  for (auto& fetcher : config.fetchers) {
+    singleflight::FetcherPolicy& policy = fetcher.policy;
+    if (auto timeout = absl::GetFlag(FLAGS_fetch_timeout)) {
+      policy.timeout = *timeout;
+    }
+    if (auto flights = absl::GetFlag(FLAGS_max_flights)) {
+      policy.max_flights = *flights;
+    }
+    if (auto waiters = absl::GetFlag(FLAGS_max_waiters)) {
+      policy.max_waiters = *waiters;
+    }
   }
+  auto set = [](auto& flag, auto& field) {
+    if (auto value = absl::GetFlag(flag)) field = *value;
+  };
+  set(FLAGS_tls_cert, config.tls_cert);
+  set(FLAGS_tls_key, config.tls_key);
+  set(FLAGS_tls_client_ca, config.tls_client_ca);
+  set(FLAGS_caller_token_file, config.caller_token_file);
+  set(FLAGS_admin_token_file, config.admin_token_file);
+  set(FLAGS_max_message_bytes, config.max_message_bytes);
+  set(FLAGS_max_concurrent_streams, config.max_concurrent_streams);
+  set(FLAGS_max_stream_pending, config.max_stream_pending);
 
   // Signals are taken by sigwait below, so block them before gRPC starts
   // threads (which inherit the mask).
@@ -143,6 +242,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  singleflight::LogInfo("starting: " + DescribeConfig(config));
   auto server = singleflight::SingleFlightServer::Start(config);
   if (!server.ok()) return Fail(std::string(server.status().message()));
   const singleflight::FetcherRegistry& registry = (*server)->registry();
@@ -162,10 +262,10 @@ int main(int argc, char** argv) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   absl::Duration drain = config.drain_timeout;
-  std::printf("singleflightd: %s, draining for up to %s\n",
-              strsignal(signal_number), absl::FormatDuration(drain).c_str());
-  std::fflush(stdout);
+  singleflight::LogInfo(absl::StrCat(strsignal(signal_number),
+                                     ": draining for up to ",
+                                     absl::FormatDuration(drain)));
   (*server)->Shutdown(drain);
-  std::printf("singleflightd: stopped\n");
+  singleflight::LogInfo("stopped");
   return 0;
 }

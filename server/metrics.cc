@@ -85,6 +85,11 @@ ServerMetrics::ServerMetrics()
                    .Help("Forget calls, by fetcher and whether a flight was "
                          "in progress.")
                    .Register(*registry_)),
+      rejected_(prometheus::BuildCounter()
+                    .Name("singleflight_rejected_total")
+                    .Help("Calls refused by a limit or by access control, by "
+                          "fetcher and reason.")
+                    .Register(*registry_)),
       execution_duration_(prometheus::BuildHistogram()
                               .Name("singleflight_execution_duration_seconds")
                               .Help("Duration of fetcher executions.")
@@ -163,6 +168,18 @@ void ServerMetrics::ExecutionEnded(const NamedFetcher& fetcher,
 
 void ServerMetrics::Joined(const NamedFetcher& fetcher) {
   SeriesOf(&fetcher).joined->Increment();
+}
+
+void ServerMetrics::Rejected(const NamedFetcher& fetcher, const char* limit) {
+  Refused(&fetcher, limit);
+}
+
+void ServerMetrics::Refused(const NamedFetcher* fetcher, const char* reason) {
+  // Rare: a family lookup (under prometheus-cpp's lock) is cheap enough.
+  rejected_
+      .Add({{"fetcher", fetcher == nullptr ? "" : fetcher->name},
+            {"reason", reason}})
+      .Increment();
 }
 
 std::vector<std::weak_ptr<prometheus::Collectable>>

@@ -28,6 +28,7 @@ namespace singleflight {
 //   singleflight_forgets_total{fetcher,forgotten} Forget calls
 //   singleflight_execution_duration_seconds{fetcher}  histogram
 //   singleflight_wait_duration_seconds{fetcher}       histogram, per caller
+//   singleflight_rejected_total{fetcher,reason}   calls refused by a limit
 //   singleflight_flights_in_flight{fetcher}, singleflight_waiters{fetcher}
 //                                                 gauges, read at scrape time
 // Requests refused before a fetcher was chosen count under fetcher="".
@@ -59,6 +60,11 @@ class ServerMetrics : public FlightObserver {
   void ExecutionEnded(const NamedFetcher& fetcher, const absl::Status& status,
                       absl::Duration duration) override;
   void Joined(const NamedFetcher& fetcher) override;
+  void Rejected(const NamedFetcher& fetcher, const char* limit) override;
+
+  // A call refused by a server limit (for example "max_stream_pending") or
+  // by access control ("unauthenticated", "permission_denied").
+  void Refused(const NamedFetcher* fetcher, const char* reason);
 
   // What an Exposer serves.
   std::vector<std::weak_ptr<prometheus::Collectable>> collectables() const;
@@ -89,6 +95,7 @@ class ServerMetrics : public FlightObserver {
   prometheus::Family<prometheus::Counter>& executions_;
   prometheus::Family<prometheus::Counter>& joined_;
   prometheus::Family<prometheus::Counter>& forgets_;
+  prometheus::Family<prometheus::Counter>& rejected_;
   prometheus::Family<prometheus::Histogram>& execution_duration_;
   prometheus::Family<prometheus::Histogram>& wait_duration_;
   FetcherSeries no_fetcher_;

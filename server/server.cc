@@ -4,6 +4,9 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "fetchers/builtin_fetchers.h"
@@ -11,8 +14,49 @@
 
 namespace singleflight {
 
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return absl::NotFoundError("cannot read " + path);
+  std::stringstream contents;
+  contents << file.rdbuf();
+  return contents.str();
+}
+
+// Plaintext, TLS, or mutual TLS, as configured.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const ServerConfig& config) {
+  if (config.tls_cert.empty() && config.tls_key.empty()) {
+    if (!config.tls_client_ca.empty()) {
+      return absl::InvalidArgumentError(
+          "a client CA (mutual TLS) needs a server certificate and key");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (config.tls_cert.empty() || config.tls_key.empty()) {
+    return absl::InvalidArgumentError("TLS needs both a certificate and a key");
+  }
+  absl::StatusOr<std::string> cert = ReadPem(config.tls_cert);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadPem(config.tls_key);
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions options;
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!config.tls_client_ca.empty()) {
+    absl::StatusOr<std::string> ca = ReadPem(config.tls_client_ca);
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+    options.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(options);
+}
+
+}  // namespace
+
 SingleFlightServer::SingleFlightServer()
-    : group_(&timers_, &metrics_), registry_(FetcherEnvironment{&timers_}) {}
+    : group_(&timers_, &observers_), registry_(FetcherEnvironment{&timers_}) {}
 
 absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
     const ServerConfig& config) {
@@ -57,8 +101,13 @@ absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
     }
     server->metrics_port_ = server->exposer_->GetListeningPorts().front();
   }
+  absl::StatusOr<AccessControl> access =
+      AccessControl::Load(config.caller_token_file, config.admin_token_file);
+  if (!access.ok()) return access.status();
+  server->access_ = *std::move(access);
   server->service_ = std::make_unique<SingleFlightService>(
-      &server->group_, &registry, &server->metrics_);
+      &server->group_, &registry, &server->metrics_, &server->access_,
+      config.max_stream_pending);
   grpc::EnableDefaultHealthCheckService(true);
   // Reflection describes what is in the binary's descriptor pool; naming a
   // health message links health.proto in, so that grpc.health.v1.Health can
@@ -66,9 +115,18 @@ absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
   grpc::health::v1::HealthCheckResponse::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
-                           &server->port_);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentials(config);
+  if (!credentials.ok()) return credentials.status();
+  builder.AddListeningPort(config.listen, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
+  if (config.max_message_bytes > 0) {
+    builder.SetMaxReceiveMessageSize(config.max_message_bytes);
+  }
+  if (config.max_concurrent_streams > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                               config.max_concurrent_streams);
+  }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
@@ -83,8 +141,19 @@ SingleFlightServer::~SingleFlightServer() { Shutdown(absl::ZeroDuration()); }
 void SingleFlightServer::Shutdown(absl::Duration drain) {
   if (server_ == nullptr) return;
   server_->GetHealthCheckService()->SetServingStatus(false);
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    absl::ToChronoMicroseconds(drain));
+  // gRPC stops accepting calls at once and, at its deadline, cancels the
+  // calls left; that deadline is set past the drain so that waiters left
+  // get UNAVAILABLE from FailAll below, not CANCELLED.
+  absl::Time drained = absl::Now() + drain;
+  std::thread stopper([this, drained] {
+    server_->Shutdown(absl::ToChronoTime(drained + kStreamGrace));
+  });
+  while (absl::Now() < drained && !group_.InFlight().empty()) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  group_.FailAll(absl::UnavailableError(
+      "the server is shutting down; try another replica"));
+  stopper.join();
   server_->Wait();
   server_.reset();
 }

@@ -13,8 +13,11 @@
 #include "absl/time/time.h"
 #include "core/fetcher_registry.h"
 #include "core/group.h"
+#include "core/observer_list.h"
 #include "core/timer_queue.h"
+#include "server/access_control.h"
 #include "server/config.h"
+#include "server/logging.h"
 #include "server/metrics.h"
 #include "server/service.h"
 
@@ -39,9 +42,10 @@ class SingleFlightServer {
   int metrics_port() const { return metrics_port_; }
   const FetcherRegistry& registry() const { return registry_; }
 
-  // Stops accepting calls, reports NOT_SERVING, lets calls in progress finish
-  // for up to `drain`, then cancels the rest. Returns once every call is
-  // over.
+  // Reports NOT_SERVING and stops accepting calls (new ones get
+  // UNAVAILABLE), lets flights in progress finish for up to `drain`, then
+  // fails the waiters left with UNAVAILABLE. Streams still open a moment
+  // later are cancelled. Returns once every call is over.
   void Shutdown(absl::Duration drain);
 
  private:
@@ -50,10 +54,16 @@ class SingleFlightServer {
   // Destroyed in reverse order: the metrics endpoint, the server (every call
   // over), the fetchers, the timer thread (no callback running), the group,
   // and the metrics the group reported to.
+  // How long after the drain open streams have to end by themselves.
+  static constexpr absl::Duration kStreamGrace = absl::Seconds(1);
+
   ServerMetrics metrics_;
+  FlightLog flight_log_;
+  ObserverList observers_{{&metrics_, &flight_log_}};
   Group group_;
   TimerQueue timers_;
   FetcherRegistry registry_;
+  AccessControl access_;
   std::unique_ptr<SingleFlightService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<prometheus::Exposer> exposer_;

@@ -9,39 +9,81 @@
 
 namespace singleflight {
 
+namespace {
+
+// A DoStream refused before it started.
+class RefusedStream
+    : public grpc::ServerBidiReactor<v1::DoRequest, v1::DoResponse> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+const char* RefusalReason(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kPermissionDenied
+             ? "permission_denied"
+             : "unauthenticated";
+}
+
+}  // namespace
+
 SingleFlightService::SingleFlightService(Group* group,
                                          const FetcherRegistry* registry,
-                                         ServerMetrics* metrics)
-    : group_(group), registry_(*registry), metrics_(metrics) {}
+                                         ServerMetrics* metrics,
+                                         const AccessControl* access,
+                                         int max_stream_pending)
+    : group_(group),
+      registry_(*registry),
+      metrics_(metrics),
+      access_(*access),
+      max_stream_pending_(max_stream_pending) {}
+
+absl::Status SingleFlightService::Admit(grpc::CallbackServerContext* context,
+                                        Role role) {
+  absl::Status allowed = access_.Check(context->client_metadata(), role);
+  if (!allowed.ok()) metrics_->Refused(nullptr, RefusalReason(allowed));
+  return allowed;
+}
 
 grpc::ServerUnaryReactor* SingleFlightService::Do(
-    grpc::CallbackServerContext* context, const v1::DoRequest* request,
-    v1::DoResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  absl::Status allowed = Admit(context, Role::kCaller);
+  if (!allowed.ok()) return Refuse(context, allowed);
   return new DoReactor(context, group_, registry_, metrics_, *request,
                        response);
 }
 
 grpc::ServerBidiReactor<v1::DoRequest, v1::DoResponse>*
 SingleFlightService::DoStream(grpc::CallbackServerContext* context) {
-  return new DoStreamReactor(context, group_, registry_, metrics_);
+  absl::Status allowed = Admit(context, Role::kCaller);
+  if (!allowed.ok()) return new RefusedStream(ToGrpcStatus(allowed));
+  return new DoStreamReactor(context, group_, registry_, metrics_,
+                             max_stream_pending_);
+}
+
+grpc::ServerUnaryReactor* SingleFlightService::Refuse(
+    grpc::CallbackServerContext* context, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* SingleFlightService::Forget(
     grpc::CallbackServerContext* context, const v1::ForgetRequest* request,
     v1::ForgetResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status allowed = Admit(context, Role::kAdmin);
+  if (!allowed.ok()) return Refuse(context, allowed);
   absl::StatusOr<const NamedFetcher*> fetcher =
       ResolveRequest(registry_, request->fetcher(), request->key());
-  if (!fetcher.ok()) {
-    reactor->Finish(ToGrpcStatus(fetcher.status()));
-    return reactor;
-  }
+  if (!fetcher.ok()) return Refuse(context, fetcher.status());
   CallMetadata metadata =
       ExtractCallMetadata((*fetcher)->policy, context->client_metadata());
   bool forgotten =
       group_->Forget((*fetcher)->name, request->key(), metadata.scope);
   metrics_->Forgot(**fetcher, forgotten);
   response->set_forgotten(forgotten);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -49,6 +91,8 @@ grpc::ServerUnaryReactor* SingleFlightService::Forget(
 grpc::ServerUnaryReactor* SingleFlightService::InFlight(
     grpc::CallbackServerContext* context, const v1::InFlightRequest* request,
     v1::InFlightResponse* response) {
+  absl::Status allowed = Admit(context, Role::kAdmin);
+  if (!allowed.ok()) return Refuse(context, allowed);
   for (const FlightInfo& info : group_->InFlight()) {
     v1::Flight* flight = response->add_flights();
     flight->set_fetcher(info.fetcher);

@@ -5,6 +5,7 @@
 
 #include "core/fetcher_registry.h"
 #include "core/group.h"
+#include "server/access_control.h"
 #include "server/metrics.h"
 #include "singleflight/v1/singleflight.grpc.pb.h"
 
@@ -13,16 +14,23 @@ namespace singleflight {
 // singleflight.v1.SingleFlight on gRPC's callback API: adapts each RPC to the
 // Group. No handler blocks a gRPC thread.
 //
-// Thread-safe. REQUIRES: `group`, `registry` and `metrics` outlive the
-// service.
-class SingleFlightService final : public v1::SingleFlight::CallbackService {
+// Access control (bearer tokens) is checked first in every RPC.
+//
+// Thread-safe. REQUIRES: `group`, `registry`, `metrics` and `access` outlive
+// the service.
+class SingleFlightService final
+    : public v1::SingleFlight::WithRawCallbackMethod_Do<
+          v1::SingleFlight::CallbackService> {
  public:
+  // `max_stream_pending`: items one DoStream may have waiting (0: no limit).
   SingleFlightService(Group* group, const FetcherRegistry* registry,
-                      ServerMetrics* metrics);
+                      ServerMetrics* metrics, const AccessControl* access,
+                      int max_stream_pending);
 
+  // Raw: see DoReactor.
   grpc::ServerUnaryReactor* Do(grpc::CallbackServerContext* context,
-                               const v1::DoRequest* request,
-                               v1::DoResponse* response) override;
+                               const grpc::ByteBuffer* request,
+                               grpc::ByteBuffer* response) override;
   grpc::ServerBidiReactor<v1::DoRequest, v1::DoResponse>* DoStream(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* Forget(grpc::CallbackServerContext* context,
@@ -33,9 +41,17 @@ class SingleFlightService final : public v1::SingleFlight::CallbackService {
                                      v1::InFlightResponse* response) override;
 
  private:
+  // OK if the caller may call an RPC needing `role`; counts refusals.
+  absl::Status Admit(grpc::CallbackServerContext* context, Role role);
+  // Finishes a unary call at once with `status`.
+  static grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context,
+                                          const absl::Status& status);
+
   Group* const group_;
   const FetcherRegistry& registry_;
   ServerMetrics* const metrics_;
+  const AccessControl& access_;
+  const int max_stream_pending_;
 };
 
 }  // namespace singleflight

@@ -180,6 +180,33 @@ TEST_F(GroupPolicyTest, StartersMetadataReachesTheFetch) {
   EXPECT_EQ(manual_->Take().request.metadata, starter);
 }
 
+TEST_F(GroupPolicyTest, MaxFlightsAndMaxWaitersRefuseBeyondTheLimit) {
+  FetcherPolicy policy;
+  policy.max_flights = 2;
+  policy.max_waiters = 3;
+  NamedFetcher fetcher = Manual(policy);
+  std::vector<Slot> slots(6);
+  group_.Do(fetcher, "a", "", slots[0].AsWaiter());
+  group_.Do(fetcher, "b", "", slots[1].AsWaiter());
+  group_.Do(fetcher, "c", "", slots[2].AsWaiter());  // A third flight.
+  ASSERT_EQ(slots[2].calls, 1);
+  EXPECT_EQ(slots[2].outcome.status().code(),
+            absl::StatusCode::kResourceExhausted);
+  group_.Do(fetcher, "a", "", slots[3].AsWaiter());
+  group_.Do(fetcher, "a", "", slots[4].AsWaiter());
+  group_.Do(fetcher, "a", "", slots[5].AsWaiter());  // A fourth waiter.
+  ASSERT_EQ(slots[5].calls, 1);
+  EXPECT_EQ(slots[5].outcome.status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(manual_->calls(), 2);
+
+  manual_->Take().done(std::string("A"));  // Frees a flight.
+  Slot c;
+  group_.Do(fetcher, "c", "", c.AsWaiter());
+  EXPECT_EQ(manual_->calls(), 3);
+  EXPECT_EQ(fetcher.flights.load(), 2);
+}
+
 // Counts what the Group reports.
 class CountingObserver : public FlightObserver {
  public:
@@ -190,9 +217,13 @@ class CountingObserver : public FlightObserver {
     EXPECT_GE(duration, absl::ZeroDuration());
   }
   void Joined(const NamedFetcher&) override { ++joined; }
+  void Rejected(const NamedFetcher&, const char* limit) override {
+    rejected.push_back(limit);
+  }
 
   int started = 0;
   int joined = 0;
+  std::vector<std::string> rejected;
   std::vector<absl::StatusCode> ended;
 };
 
@@ -214,6 +245,7 @@ TEST(GroupObserverTest, ReportsExecutionsJoinsAndEnds) {
   group.Do(fetcher, "other", "", slots[3].AsWaiter());  // Refused: no start.
   EXPECT_EQ(observer.started, 1);
   EXPECT_EQ(observer.joined, 2);
+  EXPECT_EQ(observer.rejected, (std::vector<std::string>{"max_queue"}));
   manual->Take().done(std::string("v"));
   EXPECT_EQ(observer.ended,
             (std::vector<absl::StatusCode>{absl::StatusCode::kOk}));

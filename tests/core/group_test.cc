@@ -383,6 +383,23 @@ TEST_F(GroupTest, InFlightDescribesEachFlight) {
   EXPECT_TRUE(flights[1].forgotten);
 }
 
+TEST_F(GroupTest, FailAllEndsEveryFlightAndCancelsItsFetch) {
+  NamedFetcher manual = Manual();
+  Recorder a, b, c;
+  group_.Do(manual, "a", "", a.AsWaiter());
+  group_.Do(manual, "a", "", b.AsWaiter());
+  group_.Do(manual, "b", "", c.AsWaiter());
+  group_.Forget("manual", "b");
+  ManualFetcher::Pending first = manual_->Take();
+  group_.FailAll(absl::UnavailableError("stopping"));
+  for (Recorder* recorder : {&a, &b, &c}) {
+    ASSERT_EQ(recorder->calls(), 1);
+    EXPECT_EQ(recorder->outcome().status(), absl::UnavailableError("stopping"));
+  }
+  EXPECT_TRUE(first.request.cancellation->IsCancelled());
+  EXPECT_TRUE(group_.InFlight().empty());
+}
+
 TEST_F(GroupTest, ValueIsSharedWithoutCopies) {
   NamedFetcher manual = Manual();
   Recorder a, b;

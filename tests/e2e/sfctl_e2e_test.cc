@@ -10,12 +10,16 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpc/health/v1/health.pb.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/server_process.h"
 
@@ -157,7 +161,11 @@ TEST_F(SfctlE2eTest, UsageErrorsExitWithTwo) {
                                              {"stream"},
                                              {"stream", "a", "-n", "2"},
                                              {"forget"},
-                                             {"inflight", "a"}}) {
+                                             {"inflight", "a"},
+                                             {"inflight", "--watch_count=2"},
+                                             {"do", "a", "--watch"},
+                                             {"health", "a", "b"},
+                                             {"health", "--fetcher=slow"}}) {
     CommandResult result = Sfctl(args);
     EXPECT_EQ(result.exit_code, 2) << absl::StrJoin(args, " ");
     EXPECT_TRUE(absl::StartsWith(result.err, "sfctl: ")) << result.err;
@@ -167,10 +175,156 @@ TEST_F(SfctlE2eTest, UsageErrorsExitWithTwo) {
 
 TEST_F(SfctlE2eTest, HelpDescribesEveryCommand) {
   CommandResult help = RunSfctl({"--help"});
-  for (const char* text : {"do KEY", "stream KEY...", "forget KEY", "inflight",
-                           "--target", "--timeout", "--fetcher", "--payload"}) {
+  for (const char* text :
+       {"do KEY", "stream KEY...", "forget KEY", "inflight", "health [SERVICE]",
+        "--target", "--timeout", "--fetcher", "--payload", "--json", "--tls",
+        "--ca_cert", "--client_cert", "--client_key", "--watch",
+        "--watch_interval", "--watch_count", "Exit status"}) {
     EXPECT_TRUE(absl::StrContains(help.out, text)) << text;
   }
+}
+
+// Parses one line of sfctl's JSON output into `message`.
+template <typename Message>
+Message ParseJson(absl::string_view line) {
+  Message message;
+  auto status = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(line.data(), line.size()), &message);
+  EXPECT_TRUE(status.ok()) << status << ": " << line;
+  return message;
+}
+
+TEST_F(SfctlE2eTest, JsonOutputOfEveryCommand) {
+  CommandResult done = Sfctl({"--json", "do", "hello"});
+  EXPECT_EQ(done.exit_code, 0) << done.err;
+  auto reply = ParseJson<google::protobuf::Struct>(done.out);
+  EXPECT_EQ(reply.fields().at("value").string_value(), "aGVsbG8=");  // base64
+  EXPECT_FALSE(reply.fields().at("shared").bool_value());
+
+  CommandResult many =
+      Sfctl({"do", "-n", "5", "joint", "--fetcher", "slow", "--json"});
+  EXPECT_EQ(many.exit_code, 0) << many.err;
+  auto summary = ParseJson<google::protobuf::Struct>(many.out);
+  EXPECT_EQ(summary.fields().at("replies").number_value(), 5);
+  EXPECT_EQ(summary.fields().at("shared").number_value(), 5);
+  EXPECT_EQ(summary.fields().at("errors").number_value(), 0);
+  EXPECT_EQ(summary.fields().at("distinct_values").number_value(), 1);
+
+  CommandResult failed =
+      Sfctl({"do", "-n", "2", "x", "--fetcher", "nope", "--json"});
+  EXPECT_EQ(failed.exit_code, 1);
+  auto errors = ParseJson<google::protobuf::Struct>(failed.out);
+  EXPECT_EQ(errors.fields().at("errors").number_value(), 2);
+  ASSERT_EQ(errors.fields().at("error_counts").struct_value().fields_size(), 1);
+  EXPECT_TRUE(absl::StartsWith(
+      errors.fields().at("error_counts").struct_value().fields().begin()->first,
+      "NOT_FOUND: "));
+
+  CommandResult stream = Sfctl({"stream", "a", "", "--json"});
+  EXPECT_EQ(stream.exit_code, 1);
+  std::map<uint64_t, v1::DoResponse> replies;
+  for (absl::string_view line :
+       absl::StrSplit(stream.out, '\n', absl::SkipEmpty())) {
+    auto item = ParseJson<v1::DoResponse>(line);
+    replies[item.id()] = item;
+  }
+  ASSERT_EQ(replies.size(), 2u) << stream.out;
+  EXPECT_EQ(replies[1].value(), "a");
+  EXPECT_EQ(replies[1].status().code(), 0);
+  EXPECT_EQ(replies[2].status().code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  CommandResult forgotten = Sfctl({"forget", "idle", "--json"});
+  EXPECT_EQ(forgotten.exit_code, 0) << forgotten.err;
+  EXPECT_FALSE(ParseJson<v1::ForgetResponse>(forgotten.out).forgotten());
+
+  CommandResult health = Sfctl({"health", "--json"});
+  EXPECT_EQ(health.exit_code, 0) << health.err;
+  EXPECT_EQ(
+      ParseJson<grpc::health::v1::HealthCheckResponse>(health.out).status(),
+      grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+TEST_F(SfctlE2eTest, InflightJsonListsOldestFirst) {
+  CommandResult older, newer;
+  std::thread first([&] { older = Sfctl({"do", "older", "--fetcher=slow"}); });
+  bool started = WaitForWaiters(*client_, "older", 1);
+  absl::SleepFor(absl::Milliseconds(100));
+  std::thread second([&] { newer = Sfctl({"do", "newer", "--fetcher=slow"}); });
+  started = WaitForWaiters(*client_, "newer", 1) && started;
+  CommandResult listed = Sfctl({"inflight", "--json"});
+  first.join();
+  second.join();
+
+  EXPECT_TRUE(started);
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  auto response = ParseJson<v1::InFlightResponse>(listed.out);
+  ASSERT_EQ(response.flights_size(), 2) << listed.out;
+  EXPECT_EQ(response.flights(0).key(), "older");
+  EXPECT_EQ(response.flights(1).key(), "newer");
+  EXPECT_EQ(response.flights(0).fetcher(), "slow");
+  EXPECT_EQ(response.flights(0).waiters(), 1u);
+}
+
+TEST_F(SfctlE2eTest, WatchRefreshesOldestFirst) {
+  CommandResult older, newer;
+  std::thread first([&] { older = Sfctl({"do", "older", "--fetcher=slow"}); });
+  bool started = WaitForWaiters(*client_, "older", 1);
+  absl::SleepFor(absl::Milliseconds(100));
+  std::thread second([&] { newer = Sfctl({"do", "newer", "--fetcher=slow"}); });
+  started = WaitForWaiters(*client_, "newer", 1) && started;
+  absl::Time start = absl::Now();
+  CommandResult watch = Sfctl(
+      {"inflight", "--watch", "--watch_count=3", "--watch_interval=100ms"});
+  absl::Duration took = absl::Now() - start;
+  first.join();
+  second.join();
+
+  EXPECT_TRUE(started);
+  EXPECT_EQ(watch.exit_code, 0) << watch.err;
+  EXPECT_GE(took, absl::Milliseconds(200));
+  // Three refreshes, each a header and the flights, then a blank line.
+  std::vector<std::string> frames = absl::StrSplit(watch.out, "\n\n");
+  ASSERT_EQ(frames.size(), 4u) << watch.out;
+  EXPECT_EQ(frames[3], "");
+  for (int i = 0; i < 3; ++i) {
+    std::vector<std::string> lines = absl::StrSplit(frames[i], '\n');
+    ASSERT_EQ(lines.size(), 3u) << frames[i];
+    EXPECT_TRUE(absl::StrContains(
+        lines[0], absl::StrCat(" ", server_->target(), ": 2 in flight")))
+        << lines[0];
+    EXPECT_TRUE(absl::StartsWith(lines[1], "fetcher=slow key=older "))
+        << lines[1];
+    EXPECT_TRUE(absl::StartsWith(lines[2], "fetcher=slow key=newer "))
+        << lines[2];
+  }
+}
+
+TEST_F(SfctlE2eTest, HealthChecksTheServer) {
+  CommandResult serving = Sfctl({"health"});
+  EXPECT_EQ(serving.exit_code, 0) << serving.err;
+  EXPECT_EQ(serving.out, "SERVING\n");
+
+  CommandResult unknown = Sfctl({"health", "no.such.Service"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_TRUE(absl::StartsWith(unknown.err, "sfctl: NOT_FOUND: "))
+      << unknown.err;
+}
+
+TEST_F(SfctlE2eTest, TlsAgainstAPlaintextServerFailsClearly) {
+  CommandResult tls = Sfctl({"--tls", "--timeout=5s", "do", "x"});
+  EXPECT_EQ(tls.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(tls.err, "sfctl: UNAVAILABLE: ")) << tls.err;
+  EXPECT_TRUE(absl::StrContains(absl::AsciiStrToLower(tls.err), "handshake"))
+      << tls.err;
+
+  CommandResult missing = Sfctl({"--ca_cert=/nonexistent/ca.pem", "health"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(missing.err, "cannot read /nonexistent/ca.pem"))
+      << missing.err;
+
+  CommandResult half = Sfctl({"--client_cert=/etc/hostname", "health"});
+  EXPECT_EQ(half.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(half.err, "give both or neither")) << half.err;
 }
 
 TEST(SfctlUnreachableE2eTest, SilentServerTimesOut) {

@@ -1,0 +1,46 @@
+#include "bench/unary_transport.h"
+
+#include <chrono>
+#include <utility>
+
+namespace singleflight {
+namespace bench {
+namespace {
+
+// One call's state, from Start until its completion callback.
+struct UnaryCall {
+  grpc::ClientContext context;
+  v1::DoRequest request;
+  v1::DoResponse response;
+  CallDone done;
+};
+
+}  // namespace
+
+UnaryTransport::UnaryTransport(const std::shared_ptr<grpc::Channel>& channel,
+                               std::string fetcher,
+                               std::shared_ptr<const std::string> payload,
+                               absl::Duration deadline)
+    : stub_(v1::SingleFlight::NewStub(channel)),
+      fetcher_(std::move(fetcher)),
+      payload_(std::move(payload)),
+      deadline_(deadline) {}
+
+void UnaryTransport::Start(const std::string& key, CallDone done) {
+  auto* call = new UnaryCall;
+  call->done = std::move(done);
+  call->context.set_deadline(std::chrono::system_clock::now() +
+                             absl::ToChronoNanoseconds(deadline_));
+  call->request.set_key(key);
+  call->request.set_fetcher(fetcher_);
+  call->request.set_payload(*payload_);
+  stub_->async()->Do(&call->context, &call->request, &call->response,
+                     [call](grpc::Status status) {
+                       call->done({status.error_code(),
+                                   status.ok() && call->response.shared()});
+                       delete call;
+                     });
+}
+
+}  // namespace bench
+}  // namespace singleflight

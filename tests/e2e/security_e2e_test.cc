@@ -1,0 +1,227 @@
+// TLS, mutual TLS, bearer tokens and limits, end to end: a real singleflightd
+// and real clients, with certificates the test makes with openssl.
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client/client.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/e2e/server_process.h"
+
+namespace singleflight {
+namespace e2e {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream file(path);
+  std::stringstream contents;
+  contents << file.rdbuf();
+  return contents.str();
+}
+
+// A CA, a server certificate for 127.0.0.1 and a client certificate signed
+// by it, and a client certificate from a CA the server does not trust.
+class Certificates {
+ public:
+  Certificates()
+      : dir_(absl::StrCat(::testing::TempDir(), "/certs_", getpid())) {
+    std::string script =
+        absl::StrCat("set -e; mkdir -p ", dir_, "; cd ", dir_, R"(
+        q() { "$@" > /dev/null 2>&1; }
+        ca() {  # NAME
+          q openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$1" \
+            -keyout $1.key -out $1.pem
+        }
+        leaf() {  # NAME CA EXT
+          q openssl req -newkey rsa:2048 -nodes -subj "/CN=$1" -keyout $1.key \
+            -out $1.csr
+          printf '%s\n' "$3" > $1.ext
+          q openssl x509 -req -in $1.csr -CA $2.pem -CAkey $2.key \
+            -CAcreateserial -days 2 -out $1.pem -extfile $1.ext
+        }
+        ca ca; ca rogue_ca
+        leaf server ca "subjectAltName=IP:127.0.0.1,DNS:localhost"
+        leaf client ca "extendedKeyUsage=clientAuth"
+        leaf rogue rogue_ca "extendedKeyUsage=clientAuth"
+      )");
+    ok_ = std::system(script.c_str()) == 0;
+  }
+  ~Certificates() { std::system(("rm -rf " + dir_).c_str()); }
+
+  bool ok() const { return ok_; }
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+  std::string Pem(const std::string& name) const {
+    return ReadFile(Path(name));
+  }
+
+ private:
+  const std::string dir_;
+  bool ok_ = false;
+};
+
+class SecurityE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { certificates_ = new Certificates(); }
+  static void TearDownTestSuite() { delete certificates_; }
+
+  void SetUp() override {
+    ASSERT_TRUE(certificates_->ok()) << "openssl failed";
+  }
+
+  std::unique_ptr<ServerProcess> Start(std::vector<std::string> args) {
+    auto server = ServerProcess::Start(args);
+    EXPECT_TRUE(server.ok()) << server.status();
+    return server.ok() ? *std::move(server) : nullptr;
+  }
+
+  // A Do over TLS, with a client certificate if `client` is not empty.
+  grpc::Status TlsDo(const ServerProcess& server, const std::string& client) {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = certificates_->Pem("ca.pem");
+    if (!client.empty()) {
+      options.pem_private_key = certificates_->Pem(client + ".key");
+      options.pem_cert_chain = certificates_->Pem(client + ".pem");
+    }
+    auto stub = v1::SingleFlight::NewStub(
+        grpc::CreateChannel(server.target(), grpc::SslCredentials(options)));
+    return Call(*stub, "");
+  }
+
+  static grpc::Status Call(v1::SingleFlight::Stub& stub,
+                           const std::string& token) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(5));
+    if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+    v1::DoResponse response;
+    return stub.Do(&context, MakeRequest("k", ""), &response);
+  }
+
+  static Certificates* certificates_;
+};
+
+Certificates* SecurityE2eTest::certificates_ = nullptr;
+
+TEST_F(SecurityE2eTest, TlsServesTlsClientsOnly) {
+  auto server = Start({"--tls_cert=" + certificates_->Path("server.pem"),
+                       "--tls_key=" + certificates_->Path("server.key")});
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(TlsDo(*server, "").ok());
+  ClientOptions plaintext;
+  plaintext.timeout = absl::Seconds(2);
+  EXPECT_FALSE(Client::Connect(server->target(), plaintext)->Do("k").ok());
+}
+
+TEST_F(SecurityE2eTest, MutualTlsRefusesClientsWithoutATrustedCertificate) {
+  auto server = Start({"--tls_cert=" + certificates_->Path("server.pem"),
+                       "--tls_key=" + certificates_->Path("server.key"),
+                       "--tls_client_ca=" + certificates_->Path("ca.pem")});
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(TlsDo(*server, "client").ok());
+  EXPECT_FALSE(TlsDo(*server, "").ok());
+  EXPECT_FALSE(TlsDo(*server, "rogue").ok());
+}
+
+TEST_F(SecurityE2eTest, TokensGrantRolesAndAreCheckedOnEveryRpc) {
+  std::string caller_file = certificates_->Path("caller.token");
+  std::string admin_file = certificates_->Path("admin.token");
+  std::ofstream(caller_file) << "caller-secret\n";
+  std::ofstream(admin_file) << "admin-secret\n";
+  auto server = Start({"--caller_token_file=" + caller_file,
+                       "--admin_token_file=" + admin_file});
+  ASSERT_NE(server, nullptr);
+  EXPECT_THAT(server->Output(), ::testing::Not(HasSubstr("secret")));
+  auto channel =
+      grpc::CreateChannel(server->target(), grpc::InsecureChannelCredentials());
+  auto stub = v1::SingleFlight::NewStub(channel);
+
+  EXPECT_EQ(Call(*stub, "").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Call(*stub, "guess").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(Call(*stub, "caller-secret").ok());
+  EXPECT_TRUE(Call(*stub, "admin-secret").ok());
+
+  auto forget = [&](const std::string& token) {
+    grpc::ClientContext context;
+    if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+    v1::ForgetRequest request;
+    request.set_key("k");
+    v1::ForgetResponse response;
+    return stub->Forget(&context, request, &response).error_code();
+  };
+  EXPECT_EQ(forget(""), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(forget("caller-secret"), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(forget("admin-secret"), grpc::StatusCode::OK);
+
+  grpc::ClientContext inflight_context;
+  inflight_context.AddMetadata("authorization", "Bearer caller-secret");
+  v1::InFlightResponse flights;
+  EXPECT_EQ(stub->InFlight(&inflight_context, {}, &flights).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+
+  grpc::ClientContext stream_context;
+  auto stream = stub->DoStream(&stream_context);
+  stream->WritesDone();
+  v1::DoResponse ignored;
+  while (stream->Read(&ignored)) {
+  }
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  // Health stays open, for load balancers and orchestrators.
+  grpc::ClientContext health_context;
+  grpc::health::v1::HealthCheckResponse health;
+  EXPECT_TRUE(grpc::health::v1::Health::NewStub(channel)
+                  ->Check(&health_context, {}, &health)
+                  .ok());
+}
+
+TEST_F(SecurityE2eTest, LimitsRefuseWithResourceExhausted) {
+  auto server =
+      Start({"--fetcher=slow=echo:?delay=1s", "--default_fetcher=slow",
+             "--max_waiters=2", "--max_flights=1", "--max_stream_pending=2",
+             "--max_message_bytes=4096"});
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> client = Client::Connect(server->target());
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < 2; ++i) {
+    waiters.emplace_back([&] { EXPECT_TRUE(client->Do("a").ok()); });
+  }
+  ASSERT_TRUE(WaitForWaiters(*client, "a", 2));
+  EXPECT_EQ(client->Do("a").status().code(),
+            absl::StatusCode::kResourceExhausted);  // A third waiter.
+  EXPECT_EQ(client->Do("b").status().code(),
+            absl::StatusCode::kResourceExhausted);  // A second flight.
+  EXPECT_EQ(client->Do("c", "", std::string(8192, 'p')).status().code(),
+            absl::StatusCode::kResourceExhausted);  // A message too large.
+  for (std::thread& waiter : waiters) waiter.join();
+
+  std::vector<v1::DoRequest> items;
+  for (int i = 1; i <= 3; ++i) items.push_back(MakeRequest("s", "", i));
+  std::vector<int> codes(4, -1);
+  EXPECT_TRUE(client
+                  ->DoStream(items,
+                             [&](const v1::DoResponse& reply) {
+                               codes[reply.id()] = reply.status().code();
+                             })
+                  .ok());
+  EXPECT_EQ(codes[1], 0);
+  EXPECT_EQ(codes[2], 0);
+  EXPECT_EQ(codes[3], static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+}
+
+}  // namespace
+}  // namespace e2e
+}  // namespace singleflight
