@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test:
-#   1. build/       unit and end-to-end tests (ctest labels: unit, e2e);
+#   1. build/       unit and end-to-end tests (ctest labels: unit, e2e), the
+#                   README's examples, the Python/Node/C++ clients together,
+#                   the buf curl commands of docs/OPERATING.md, and an
+#                   out-of-tree build against the installed client library;
 #   2. build-tsan/  core/ under ThreadSanitizer (label thread-sanitizer);
 #   3. build-asan/  everything under AddressSanitizer + UBSan
 #                   (label address-sanitizer).
@@ -15,6 +18,12 @@ step() { echo; echo "=== $* ($(date +%T))"; }
 step "build and test"
 scripts/build.sh
 ctest --test-dir build --output-on-failure -j2 "$@"
+
+step "README examples, clients and tools: interop, operating by hand, install"
+/usr/bin/python3 tests/readme/readme_test.py README.md
+tests/clients/interop_test.sh build/bin
+tests/tools/operating_test.sh build/bin
+tests/clients/install_test.sh build
 
 step "ThreadSanitizer: core"
 scripts/build-tsan-abseil.sh build-tsan/abseil

@@ -9,12 +9,13 @@
 #      INVALID_ARGUMENT, DEADLINE_EXCEEDED), deadlines, Forget, InFlight,
 #      stream ids and order, the x-flight-key header and retries;
 #   3. sfctl (the C++ client) against the fake: the x-flight-key header of
-#      every test vector, retries on UNAVAILABLE, Forget never retried.
+#      every test vector, retries on UNAVAILABLE, Forget never retried;
+#   4. sfctl over mutual TLS, with certificates made here by openssl.
 #
 # Usage: tests/clients/interop_test.sh [BIN_DIR]
 # BIN_DIR (default build/bin) holds singleflightd and sfctl. Needs protoc,
-# /usr/bin/grpc_python_plugin, /usr/bin/python3 with python3-grpcio, node and
-# npm (client/node's dependencies are installed with npm ci when missing).
+# /usr/bin/grpc_python_plugin, /usr/bin/python3 with python3-grpcio, openssl,
+# node and npm (client/node's dependencies are installed with npm ci when missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=$(realpath "${1:-build/bin}")
@@ -49,7 +50,7 @@ waiters_on_joint() {  # Waits until the joint flight has $1 waiters.
   done
   return 1
 }
-"${sfctl[@]}" --target="$server" --json do joint:1 --fetcher=joint \
+"${sfctl[@]}" --target="$server" --json "do" joint:1 --fetcher=joint \
   >"$SF_WORK/cpp.json" &
 cpp=$!
 sf_check "C++ caller started the flight" waiters_on_joint 1
@@ -104,7 +105,7 @@ sf_check "Node client tests" test "$node_ok" -eq 0
 # an empty fetcher into the next field.)
 while IFS=$'\x1f' read -r fetcher key expected; do
   sf_check "sfctl sends x-flight-key $expected" test \
-    "$("${sfctl[@]}" --target="$fake" do "$key" --fetcher="$fetcher")" = \
+    "$("${sfctl[@]}" --target="$fake" "do" "$key" --fetcher="$fetcher")" = \
     "$expected"
 done < <(/usr/bin/python3 -c '
 import json
@@ -115,7 +116,7 @@ attempts() {  # The fake's count of attempts for key $1.
     sed -n "s/.* key=$1 waiters=\([0-9]*\) .*/\1/p"
 }
 retried_do() {
-  "${sfctl[@]}" --target="$fake" do flaky:cpp | grep -qE '^[0-9a-f]{16}$'
+  "${sfctl[@]}" --target="$fake" "do" flaky:cpp | grep -qE '^[0-9a-f]{16}$'
 }
 sf_check "sfctl retries UNAVAILABLE" retried_do
 sf_check "... on the third attempt" test "$(attempts flaky:cpp)" = 3
@@ -128,5 +129,35 @@ sf_check "... after one attempt" test "$(attempts flaky:cpp-forget)" = 1
 sf_check "sfctl stream sends its first request's x-flight-key" test \
   "$("${sfctl[@]}" --target="$fake" stream hello other --fetcher=slow |
      sed 's/.* value=//' | sort -u)" = 93923c4fd69e8af0
+
+# 4. TLS: a CA, and a server (127.0.0.1) and a client certificate it signed.
+certificates() (  # A subshell: it changes directory.
+  mkdir -p "$SF_WORK/certs" && cd "$SF_WORK/certs" || exit 1
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca \
+    -keyout ca.key -out ca.pem 2>/dev/null || exit 1
+  for name in server client; do
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$name" \
+      -addext subjectAltName=IP:127.0.0.1 -keyout "$name.key" \
+      -out "$name.csr" 2>/dev/null &&
+      openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca.key \
+        -CAcreateserial -days 1 -copy_extensions copy \
+        -out "$name.pem" 2>/dev/null || exit 1
+  done
+)
+sf_check "openssl makes the certificates" certificates
+certs=$SF_WORK/certs
+sf_start_server "$bin" --tls_cert="$certs/server.pem" \
+  --tls_key="$certs/server.key" --tls_client_ca="$certs/ca.pem"
+sf_check "sfctl health over mutual TLS" test "$("${sfctl[@]}" \
+  --target="$SF_TARGET" --ca_cert="$certs/ca.pem" \
+  --client_cert="$certs/client.pem" --client_key="$certs/client.key" \
+  health)" = SERVING
+refused_without_client_certificate() {
+  ! "${sfctl[@]}" --target="$SF_TARGET" --timeout=5s \
+    --ca_cert="$certs/ca.pem" health 2>"$SF_WORK/err" &&
+    grep -q '^sfctl: UNAVAILABLE: ' "$SF_WORK/err"
+}
+sf_check "... refused without a client certificate" \
+  refused_without_client_certificate
 
 sf_summary interop

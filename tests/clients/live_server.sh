@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the shell tests of clients and tools (source it): a live
 # singleflightd, background processes that are killed on exit, a work
 # directory that is removed on exit, and pass/fail counting.
@@ -55,8 +56,10 @@ sf_start_server() {
   sf_background "$bin_dir/singleflightd" --listen=127.0.0.1:0 "$@" \
     >"$out" 2>&1
   sf_wait_for "$out" '^singleflightd listening on ' || return 1
+  # shellcheck disable=SC2034  # Both are for the sourcing script.
   SF_TARGET=$(sed -n 's/^singleflightd listening on \([0-9.]*:[0-9]*\).*/\1/p' \
     "$out")
+  # shellcheck disable=SC2034
   SF_METRICS_URL=$(sed -n 's/^singleflightd metrics on \(http[^ ]*\)$/\1/p' \
     "$out")
 }
