@@ -104,8 +104,8 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> Connect(
 //
 // Thread-safe. Closed loop: each caller starts its next call from the
 // completion of its last one. Open loop: Schedule starts calls on one
-// thread. Stop() is the only way calls stop starting early: afterwards no
-// Start is in progress or will begin.
+// thread. Calls stop starting at the end time, at the call bound, or on
+// Stop(); once Stop() has returned, no Start is in progress or will begin.
 class LoadRun : public std::enable_shared_from_this<LoadRun> {
  public:
   LoadRun(const LoadOptions& options,
@@ -147,6 +147,8 @@ class LoadRun : public std::enable_shared_from_this<LoadRun> {
         mu_.Await(absl::Condition(this, &LoadRun::CanStartCall));
         if (stopping_) break;
         ++outstanding_;
+        // Under mu_, so that Stop() sees it.
+        starting_.fetch_add(1);
       }
       size_t channel = k % transports_.size();
       transports_[channel]->Start(
@@ -156,6 +158,7 @@ class LoadRun : public std::enable_shared_from_this<LoadRun> {
             run->Record(channel, result, due, measured);
             run->EndCall();
           });
+      starting_.fetch_sub(1);
     }
     absl::MutexLock lock(&mu_);
     --active_;
@@ -169,15 +172,15 @@ class LoadRun : public std::enable_shared_from_this<LoadRun> {
                           WallTimeOf(end_ns_));
   }
 
-  // No call starts once this returns (but the open loop's scheduler must
-  // still be joined).
+  // No call starts once this returns.
   void Stop() {
     {
       absl::MutexLock lock(&mu_);
       stopping_ = true;
       stop_.store(true);
     }
-    // Callers that saw no stop are inside Start, which does not block.
+    // Callers (or the scheduler) that saw no stop are inside Start, which
+    // does not block.
     absl::Time give_up = absl::Now() + absl::Seconds(10);
     while (starting_.load() != 0 && absl::Now() < give_up) {
       std::this_thread::yield();
@@ -304,7 +307,8 @@ class LoadRun : public std::enable_shared_from_this<LoadRun> {
   std::vector<Caller> callers_;
 
   std::atomic<bool> stop_{false};
-  // Callers between their check of stop_ and the end of their Start.
+  // Callers (or the scheduler) between their check of stop_ (stopping_)
+  // and the end of their Start.
   std::atomic<int> starting_{0};
   std::atomic<uint64_t> measured_started_{0};
 
