@@ -172,20 +172,11 @@ void Group::Start(const std::shared_ptr<Flight>& flight, FetchRequest request) {
 
 void Group::RunFetch(const std::shared_ptr<Flight>& flight,
                      FetchRequest request) {
-  absl::Duration timeout = flight->fetcher.policy.timeout;
-  TimerQueue::TimerId timer =
-      timers_->Schedule(timeout, [this, flight, timeout] {
-        Complete(flight,
-                 {absl::DeadlineExceededError(absl::StrCat(
-                      "fetcher \"", flight->fetcher_name, "\" timed out after ",
-                      absl::FormatDuration(timeout))),
-                  ""},
-                 /*cancel_fetch=*/true);
-      });
+  const absl::Duration timeout = flight->fetcher.policy.timeout;
+  const absl::Time started = absl::Now();
   {
     absl::MutexLock lock(&shards_[flight->shard].mu);
-    flight->timeout_timer = timer;
-    flight->fetch_started = absl::Now();
+    flight->fetch_started = started;
   }
   if (observer_ != nullptr) observer_->ExecutionStarted(flight->fetcher);
   auto done = [this, flight](absl::StatusOr<std::string> value) {
@@ -204,10 +195,32 @@ void Group::RunFetch(const std::shared_ptr<Flight>& flight,
   } catch (...) {
     Complete(
         flight,
-        {absl::InternalError(absl::StrCat("fetcher \"", flight->fetcher.name,
+        {absl::InternalError(absl::StrCat("fetcher \"", flight->fetcher_name,
                                           "\" threw a non-standard exception")),
          ""});
   }
+  // The timeout runs from the start of the fetch. An immediate result, the
+  // common case of cheap fetchers, needs no timer at all.
+  {
+    absl::MutexLock lock(&shards_[flight->shard].mu);
+    if (flight->done) return;
+  }
+  TimerQueue::TimerId timer = timers_->Schedule(
+      started + timeout - absl::Now(), [this, flight, timeout] {
+        Complete(flight,
+                 {absl::DeadlineExceededError(absl::StrCat(
+                      "fetcher \"", flight->fetcher_name, "\" timed out after ",
+                      absl::FormatDuration(timeout))),
+                  ""},
+                 /*cancel_fetch=*/true);
+      });
+  bool ended;
+  {
+    absl::MutexLock lock(&shards_[flight->shard].mu);
+    ended = flight->done;
+    if (!ended) flight->timeout_timer = timer;
+  }
+  if (ended) timers_->Cancel(timer);  // It ended while the timer was set.
 }
 
 void Group::Detach(Shard& shard, Flight& flight) {

@@ -1,47 +1,126 @@
 #include "server/do_reactor.h"
 
 #include <chrono>
+#include <optional>
+#include <utility>
 
 #include "server/call_metadata.h"
 #include "server/do_response_encoder.h"
 #include "server/grpc_status.h"
 #include "server/request_validation.h"
+#include "singleflight/v1/singleflight.grpc.pb.h"
 
 namespace singleflight {
+namespace {
 
-DoReactor::DoReactor(grpc::CallbackServerContext* context, Group* group,
-                     const FetcherRegistry& registry, ServerMetrics* metrics,
-                     const grpc::ByteBuffer& raw_request,
-                     grpc::ByteBuffer* response)
-    : context_(context), group_(group), metrics_(metrics), response_(response) {
+// The reply to a call with `outcome`.
+grpc::Status Reply(const Outcome& outcome, grpc::ByteBuffer* response) {
+  if (!outcome.status().ok()) return ToGrpcStatus(outcome.status());
+  *response = EncodeDoResponse(outcome.result, outcome.shared);
+  return grpc::Status::OK;
+}
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+}  // namespace
+
+class DoReactor::Mailbox {
+ public:
+  // From the Group's waiter: delivers, or keeps the outcome for Collect.
+  void Post(Outcome outcome) {
+    DoReactor* reactor;
+    {
+      absl::MutexLock lock(&mu_);
+      reactor = reactor_;
+      if (reactor == nullptr) {
+        early_ = std::move(outcome);
+        return;
+      }
+    }
+    reactor->Deliver(outcome);
+  }
+
+  // The outcome posted so far, if any.
+  std::optional<Outcome> Collect() {
+    absl::MutexLock lock(&mu_);
+    return std::move(early_);
+  }
+
+  // From now on, outcomes go to `reactor`; returns one posted meanwhile.
+  std::optional<Outcome> Attach(DoReactor* reactor) {
+    absl::MutexLock lock(&mu_);
+    reactor_ = reactor;
+    return std::move(early_);
+  }
+
+ private:
+  absl::Mutex mu_;
+  DoReactor* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::optional<Outcome> early_ ABSL_GUARDED_BY(mu_);
+};
+
+grpc::ServerUnaryReactor* StartDoCall(grpc::CallbackServerContext* context,
+                                      Group* group,
+                                      const FetcherRegistry& registry,
+                                      ServerMetrics* metrics,
+                                      const grpc::ByteBuffer& raw_request,
+                                      grpc::ByteBuffer* response) {
+  absl::Time started = absl::Now();
   v1::DoRequest request;
   grpc::ByteBuffer buffer(raw_request);  // Shares the slices; no copy.
   if (!grpc::SerializationTraits<v1::DoRequest>::Deserialize(&buffer, &request)
            .ok()) {
-    metrics_->CallEnded(nullptr, absl::StatusCode::kInvalidArgument,
-                        absl::ZeroDuration(), /*stream_item=*/false);
-    Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "the request is not a DoRequest"));
-    return;
+    metrics->CallEnded(nullptr, absl::StatusCode::kInvalidArgument,
+                       absl::ZeroDuration(), /*stream_item=*/false);
+    return FinishNow(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                           "the request is not a DoRequest"));
   }
   absl::StatusOr<const NamedFetcher*> fetcher =
       ResolveRequest(registry, request.fetcher(), request.key());
   if (!fetcher.ok()) {
-    metrics_->CallEnded(nullptr, fetcher.status().code(), absl::ZeroDuration(),
-                        /*stream_item=*/false);
-    Finish(ToGrpcStatus(fetcher.status()));
-    return;
+    metrics->CallEnded(nullptr, fetcher.status().code(), absl::ZeroDuration(),
+                       /*stream_item=*/false);
+    return FinishNow(context, ToGrpcStatus(fetcher.status()));
   }
-  fetcher_ = *fetcher;
-  // The waiter may run before Do returns (an immediate result); gRPC does not
-  // call OnDone before this constructor has returned, so that is safe.
   CallMetadata metadata =
       ExtractCallMetadata((*fetcher)->policy, context->client_metadata());
   Call call{request.key(), request.payload(), metadata.scope,
             &metadata.forwarded};
-  ticket_ = group_->Do(**fetcher, call,
-                       [this](Outcome outcome) { Deliver(outcome); });
+  auto mailbox = std::make_shared<DoReactor::Mailbox>();
+  Group::Ticket ticket = group->Do(**fetcher, call, [mailbox](Outcome outcome) {
+    mailbox->Post(std::move(outcome));
+  });
+  if (std::optional<Outcome> outcome = mailbox->Collect()) {
+    metrics->CallEnded(*fetcher, outcome->status().code(),
+                       absl::Now() - started, /*stream_item=*/false);
+    return FinishNow(context, Reply(*outcome, response));
+  }
+  // gRPC does not call OnDone before this handler returns, so the reactor
+  // may finish (from Deliver, on another thread) before that.
+  auto* reactor = new DoReactor(context, group, metrics, response, *fetcher,
+                                started, std::move(ticket));
+  if (std::optional<Outcome> outcome = mailbox->Attach(reactor)) {
+    reactor->Deliver(*outcome);
+  }
+  return reactor;
 }
+
+DoReactor::DoReactor(grpc::CallbackServerContext* context, Group* group,
+                     ServerMetrics* metrics, grpc::ByteBuffer* response,
+                     const NamedFetcher* fetcher, absl::Time started,
+                     Group::Ticket ticket)
+    : context_(context),
+      group_(group),
+      metrics_(metrics),
+      response_(response),
+      fetcher_(fetcher),
+      started_(started),
+      ticket_(std::move(ticket)) {}
 
 void DoReactor::OnCancel() {
   bool deadline_passed =
@@ -54,12 +133,7 @@ void DoReactor::OnCancel() {
 void DoReactor::Deliver(const Outcome& outcome) {
   metrics_->CallEnded(fetcher_, outcome.status().code(), absl::Now() - started_,
                       /*stream_item=*/false);
-  if (!outcome.status().ok()) {
-    Finish(ToGrpcStatus(outcome.status()));
-    return;
-  }
-  *response_ = EncodeDoResponse(outcome.result, outcome.shared);
-  Finish(grpc::Status::OK);
+  Finish(Reply(outcome, response_));
 }
 
 }  // namespace singleflight

@@ -3,39 +3,57 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <memory>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "core/fetcher_registry.h"
 #include "core/group.h"
 #include "server/metrics.h"
-#include "singleflight/v1/singleflight.grpc.pb.h"
 
 namespace singleflight {
 
-// One unary Do call: joins or starts the flight, and finishes when the flight
-// completes, or at once when the caller cancels or its deadline passes. No
-// thread waits in between. The call is raw (ByteBuffer in and out) so that
-// the reply can carry the flight's shared value without a copy per waiter
-// (see EncodeDoResponse). Deletes itself in OnDone.
+// One unary Do call. StartDoCall joins or starts the flight; a call whose
+// outcome is known at once (an immediate fetcher, a lingering value, bad
+// input) finishes on gRPC's default reactor, and any other gets a DoReactor,
+// which finishes when the flight completes, or at once when the caller
+// cancels or its deadline passes. No thread waits in between. The call is raw
+// (ByteBuffer in and out) so that the reply carries the flight's shared value
+// without a copy per waiter (see EncodeDoResponse).
+grpc::ServerUnaryReactor* StartDoCall(grpc::CallbackServerContext* context,
+                                      Group* group,
+                                      const FetcherRegistry& registry,
+                                      ServerMetrics* metrics,
+                                      const grpc::ByteBuffer& raw_request,
+                                      grpc::ByteBuffer* response);
+
+// The reactor of a Do call that waits on its flight. Deletes itself in
+// OnDone.
 class DoReactor : public grpc::ServerUnaryReactor {
  public:
+  // Hands outcomes from the Group to the call: to the DoReactor once there
+  // is one, or kept until StartDoCall sees it. Thread-safe.
+  class Mailbox;
+
   DoReactor(grpc::CallbackServerContext* context, Group* group,
-            const FetcherRegistry& registry, ServerMetrics* metrics,
-            const grpc::ByteBuffer& raw_request, grpc::ByteBuffer* response);
+            ServerMetrics* metrics, grpc::ByteBuffer* response,
+            const NamedFetcher* fetcher, absl::Time started,
+            Group::Ticket ticket);
 
   void OnCancel() override;
   void OnDone() override { delete this; }
 
- private:
+  // Finishes the call with `outcome`.
   void Deliver(const Outcome& outcome);
 
+ private:
   grpc::CallbackServerContext* const context_;
   Group* const group_;
   ServerMetrics* const metrics_;
   grpc::ByteBuffer* const response_;
-  const absl::Time started_ = absl::Now();
-  // The request's fetcher; null if the request was refused.
-  const NamedFetcher* fetcher_ = nullptr;
-  // Written before the reactor is returned to gRPC, read only by OnCancel.
-  Group::Ticket ticket_;
+  const NamedFetcher* const fetcher_;
+  const absl::Time started_;
+  const Group::Ticket ticket_;
 };
 
 }  // namespace singleflight

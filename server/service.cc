@@ -50,8 +50,7 @@ grpc::ServerUnaryReactor* SingleFlightService::Do(
     grpc::ByteBuffer* response) {
   absl::Status allowed = Admit(context, Role::kCaller);
   if (!allowed.ok()) return Refuse(context, allowed);
-  return new DoReactor(context, group_, registry_, metrics_, *request,
-                       response);
+  return StartDoCall(context, group_, registry_, metrics_, *request, response);
 }
 
 grpc::ServerBidiReactor<v1::DoRequest, v1::DoResponse>*
