@@ -104,6 +104,9 @@ void Client::Prepare(grpc::ClientContext& context,
                          absl::ToChronoMicroseconds(options_.timeout));
   }
   if (!flight_key.empty()) context.AddMetadata(kFlightKeyHeader, flight_key);
+  if (!options_.bearer_token.empty()) {
+    context.AddMetadata("authorization", "Bearer " + options_.bearer_token);
+  }
 }
 
 absl::StatusOr<DoResult> Client::Do(const std::string& key,

@@ -48,6 +48,8 @@ struct ClientOptions {
   RetryPolicy retry;
   // Used by Connect; null: plaintext. See TlsCredentialsFromFiles.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Sent as `authorization: Bearer TOKEN` on every call; empty for none.
+  std::string bearer_token;
 };
 
 // A thin C++ client for singleflight.v1.SingleFlight and the server's

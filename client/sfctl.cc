@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,6 +16,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -40,6 +43,9 @@ ABSL_FLAG(std::string, client_cert, "",
           "--client_key; implies --tls");
 ABSL_FLAG(std::string, client_key, "",
           "PEM private key of --client_cert; implies --tls");
+ABSL_FLAG(std::string, token_file, "",
+          "file holding a bearer token to send with every call (for a "
+          "server started with token files)");
 ABSL_FLAG(std::string, fetcher, "",
           "do, stream, forget: the fetcher to use; empty selects the "
           "server's default");
@@ -66,7 +72,7 @@ constexpr char kUsage[] =
 
 Usage: sfctl [--target=HOST:PORT] [--timeout=DURATION] [--json]
              [--tls] [--ca_cert=FILE] [--client_cert=FILE --client_key=FILE]
-             COMMAND ...
+             [--token_file=FILE] COMMAND ...
 
 Commands (their options may come before or after their arguments):
   do KEY [--fetcher=F] [--payload=P] [-n N]
@@ -109,6 +115,8 @@ grpcurl and buf curl print (byte strings such as values are base64):
 
 TLS: --tls, --ca_cert, --client_cert and --client_key connect with TLS; a
 plaintext server then fails the call with UNAVAILABLE (handshake failed).
+--token_file=FILE sends "authorization: Bearer TOKEN" with every call, for a
+server that checks tokens (UNAUTHENTICATED / PERMISSION_DENIED otherwise).
 
 Calls that fail with UNAVAILABLE are retried (up to 4 attempts, with
 exponential backoff) within --timeout, except forget. Every call naming a
@@ -428,6 +436,13 @@ int Run(const std::vector<std::string>& args) {
     return UsageError(std::string(credentials.status().message()));
   }
   options.credentials = *std::move(credentials);
+  if (std::string path = absl::GetFlag(FLAGS_token_file); !path.empty()) {
+    std::ifstream file(path);
+    std::stringstream token;
+    token << file.rdbuf();
+    if (!file) return UsageError("cannot read --token_file " + path);
+    options.bearer_token = std::string(absl::StripAsciiWhitespace(token.str()));
+  }
   std::unique_ptr<Client> client =
       Client::Connect(absl::GetFlag(FLAGS_target), options);
 
