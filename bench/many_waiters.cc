@@ -2,8 +2,9 @@
 // singleflightd and reports what waiting costs the server (RSS and threads,
 // read from /proc) and how long the fan-out to every waiter takes.
 //
-//   many_waiters --target=127.0.0.1:50051 --server_pid=PID --waiters=10000 \
-//       --fetcher=slow   # a fetcher with a delay longer than the ramp-up
+//   many_waiters --target=127.0.0.1:50051 --server_pid=PID --waiters=10000
+//       --fetcher=slow
+// where `slow` is a fetcher with a delay longer than the ramp-up.
 #include <grpcpp/grpcpp.h>
 #include <sys/types.h>
 
