@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Runs every benchmark of docs/PERFORMANCE.md and writes the results.
 
-Usage: scripts/bench.py [--quick]   (from the repository's root, after a build)
+Usage: scripts/bench.py [--quick]   (from the repository root, after a build;
+       scripts/bench.sh installs wrk and gnuplot, builds, and runs this)
 
 Writes docs/bench/RESULTS.md (the tables, each with the command that made
 it) and docs/bench/throughput.png (throughput and p99 against concurrency).

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what is missing (as scripts/install-deps.sh, plus wrk and gnuplot),
+# builds, and runs every benchmark (scripts/bench.py); the results go to
+# docs/bench/. Arguments go to bench.py (--quick for a smoke run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+missing=()
+for package in wrk gnuplot-nox; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null |
+    grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]} > 0)); then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${missing[@]}"
+fi
+scripts/build.sh
+exec /usr/bin/python3 scripts/bench.py "$@"
