@@ -3,6 +3,8 @@
 #include <chrono>
 #include <utility>
 
+#include "client/flight_key.h"
+
 namespace singleflight {
 namespace bench {
 namespace {
@@ -31,6 +33,8 @@ void UnaryTransport::Start(const std::string& key, CallDone done) {
   call->done = std::move(done);
   call->context.set_deadline(std::chrono::system_clock::now() +
                              absl::ToChronoNanoseconds(deadline_));
+  // The routing header of every client, for a key-affinity front.
+  call->context.AddMetadata(kFlightKeyHeader, FlightKey(fetcher_, key));
   call->request.set_key(key);
   call->request.set_fetcher(fetcher_);
   call->request.set_payload(*payload_);
