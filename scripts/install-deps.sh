@@ -7,7 +7,7 @@ packages=(
   g++ cmake ninja-build ccache pkg-config dpkg-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   grpc-proto libabsl-dev libyaml-cpp-dev libcurl4-openssl-dev prometheus-cpp-dev libspdlog-dev openssl
-  curl python3-grpcio python3-protobuf jq libgtest-dev libgmock-dev libbenchmark-dev
+  curl python3-grpcio python3-protobuf jq haproxy docker-compose libgtest-dev libgmock-dev libbenchmark-dev
 )
 
 missing=()

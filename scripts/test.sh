@@ -3,7 +3,8 @@
 #   1. build/       unit and end-to-end tests (ctest labels: unit, e2e), the
 #                   README's examples, the Python/Node/C++ clients together,
 #                   the buf curl commands of docs/OPERATING.md, and an
-#                   out-of-tree build against the installed client library;
+#                   out-of-tree build against the installed client library,
+#                   the compose file, and three replicas behind HAProxy;
 #   2. build-tsan/  core/ under ThreadSanitizer (label thread-sanitizer);
 #   3. build-asan/  everything under AddressSanitizer + UBSan
 #                   (label address-sanitizer).
@@ -24,6 +25,9 @@ step "README examples, clients and tools: interop, operating by hand, install"
 tests/clients/interop_test.sh build/bin
 tests/tools/operating_test.sh build/bin
 tests/clients/install_test.sh build
+
+step "deployment: compose file; three replicas behind HAProxy"
+for test in tests/deploy/*_test.sh; do "$test" build/bin; done
 
 step "ThreadSanitizer: core"
 scripts/build-tsan-abseil.sh build-tsan/abseil
