@@ -1,10 +1,10 @@
 #include "server/do_response_encoder.h"
 
+#include <grpcpp/support/proto_buffer_reader.h>
+
 #include <string>
 
 #include "gtest/gtest.h"
-#include <grpcpp/support/proto_buffer_reader.h>
-
 #include "singleflight/v1/singleflight.grpc.pb.h"
 
 namespace singleflight {
