@@ -16,6 +16,7 @@
 #include "core/fetcher_uri.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fetchers/fetch_outcome.h"
 #include "tests/fetchers/upstream_server.h"
 
 namespace singleflight {
@@ -27,40 +28,7 @@ using ::testing::Pair;
 
 constexpr absl::Duration kWait = absl::Seconds(10);
 
-// Where the result of one Fetch lands, from whichever thread delivers it.
-class Outcome : public std::enable_shared_from_this<Outcome> {
- public:
-  FetchCallback Callback() {
-    return [self = shared_from_this()](absl::StatusOr<std::string> result) {
-      absl::MutexLock lock(&self->mu_);
-      ++self->calls_;
-      self->result_ = std::move(result);
-    };
-  }
-
-  // The result, or INTERNAL if none arrives within `timeout`.
-  absl::StatusOr<std::string> Wait(absl::Duration timeout = kWait) {
-    absl::MutexLock lock(&mu_);
-    auto arrived = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return result_.has_value();
-    };
-    if (!mu_.AwaitWithTimeout(absl::Condition(&arrived), timeout)) {
-      return absl::InternalError(
-          absl::StrCat("test: no result in ", absl::FormatDuration(timeout)));
-    }
-    return *result_;
-  }
-
-  int calls() {
-    absl::MutexLock lock(&mu_);
-    return calls_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::optional<absl::StatusOr<std::string>> result_ ABSL_GUARDED_BY(mu_);
-  int calls_ ABSL_GUARDED_BY(mu_) = 0;
-};
+using Outcome = FetchOutcome;
 
 std::shared_ptr<Outcome> StartFetch(Fetcher& fetcher, FetchRequest request) {
   auto outcome = std::make_shared<Outcome>();

@@ -17,6 +17,7 @@
 #include "core/fetcher_uri.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fetchers/fetch_outcome.h"
 
 namespace singleflight {
 namespace {
@@ -30,40 +31,7 @@ std::string PluginPath(const std::string& name) {
   return absl::StrCat(SF_PLUGIN_DIR, "/lib", name, ".so");
 }
 
-// Where the result of one Fetch lands, from whichever thread delivers it.
-class Outcome : public std::enable_shared_from_this<Outcome> {
- public:
-  FetchCallback Callback() {
-    return [self = shared_from_this()](absl::StatusOr<std::string> result) {
-      absl::MutexLock lock(&self->mu_);
-      ++self->calls_;
-      self->result_ = std::move(result);
-    };
-  }
-
-  // The result, or INTERNAL if none arrives within `timeout`.
-  absl::StatusOr<std::string> Wait(absl::Duration timeout = kWait) {
-    absl::MutexLock lock(&mu_);
-    auto arrived = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return result_.has_value();
-    };
-    if (!mu_.AwaitWithTimeout(absl::Condition(&arrived), timeout)) {
-      return absl::InternalError(
-          absl::StrCat("test: no result in ", absl::FormatDuration(timeout)));
-    }
-    return *result_;
-  }
-
-  int calls() {
-    absl::MutexLock lock(&mu_);
-    return calls_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::optional<absl::StatusOr<std::string>> result_ ABSL_GUARDED_BY(mu_);
-  int calls_ ABSL_GUARDED_BY(mu_) = 0;
-};
+using Outcome = FetchOutcome;
 
 FetchRequest MakeRequest(const std::string& key,
                          const std::string& payload = "") {
