@@ -23,7 +23,8 @@ class ConfigReader {
     if (!root.IsMap()) return Error(root, "the file must be a YAML mapping");
     absl::Status status =
         CheckKeys(root, {"listen", "metrics_listen", "default_fetcher",
-                         "drain_timeout", "fetchers"});
+                         "drain_timeout", "drain_grace", "max_stream_pending",
+                         "max_stream_buffer_bytes", "fetchers"});
     if (!status.ok()) return status;
     if (root["listen"])
       status.Update(ReadString(root["listen"], config.listen));
@@ -36,6 +37,17 @@ class ConfigReader {
     }
     if (root["drain_timeout"]) {
       status.Update(ReadDuration(root["drain_timeout"], config.drain_timeout));
+    }
+    if (root["drain_grace"]) {
+      status.Update(ReadDuration(root["drain_grace"], config.drain_grace));
+    }
+    if (root["max_stream_pending"]) {
+      status.Update(
+          ReadInteger(root["max_stream_pending"], config.max_stream_pending));
+    }
+    if (root["max_stream_buffer_bytes"]) {
+      status.Update(ReadInteger(root["max_stream_buffer_bytes"],
+                                config.max_stream_buffer_bytes));
     }
     if (!status.ok()) return status;
     const YAML::Node fetchers = root["fetchers"];

@@ -1,6 +1,7 @@
 #ifndef SINGLEFLIGHT_SERVER_CONFIG_H_
 #define SINGLEFLIGHT_SERVER_CONFIG_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ struct ServerConfig {
   std::string metrics_listen;
   // On SIGINT/SIGTERM, how long calls in progress may take to finish.
   absl::Duration drain_timeout = absl::Seconds(10);
+  // On SIGINT/SIGTERM, how long health reports NOT_SERVING while calls are
+  // still accepted, before the drain starts (for load balancers to notice).
+  absl::Duration drain_grace = absl::ZeroDuration();
 
   // TLS, from PEM files: the server's certificate chain and key; with
   // tls_client_ca, clients must present a certificate signed by it (mTLS).
@@ -46,7 +50,12 @@ struct ServerConfig {
   // Limits against abuse (0: none). Per fetcher limits are in its policy.
   int max_message_bytes = 4 << 20;  // Largest request message.
   int max_concurrent_streams = 0;   // Calls at once on one connection.
-  int max_stream_pending = 10000;   // Items of one DoStream waiting at once.
+  // Items of one DoStream not yet written (waiting on a flight or on the
+  // client to read); at the limit, the stream stops reading requests.
+  int max_stream_pending = 10000;
+  // Bytes of one DoStream's replies not yet written; over it, the stream
+  // stops reading requests.
+  int64_t max_stream_buffer_bytes = int64_t{16} << 20;
 };
 
 // Reads a YAML config file (the schema is in docs/CONFIG.md). `${NAME}` in a

@@ -19,12 +19,12 @@ void SetStatus(const absl::Status& status, v1::DoResponse& response) {
 
 DoStreamReactor::DoStreamReactor(grpc::CallbackServerContext* context,
                                  Group* group, const FetcherRegistry& registry,
-                                 ServerMetrics* metrics, int max_pending)
+                                 ServerMetrics* metrics, StreamLimits limits)
     : context_(context),
       group_(group),
       registry_(registry),
       metrics_(metrics),
-      max_pending_(max_pending) {
+      max_pending_(limits.max_pending) {
   StartRead(&request_);
 }
 

@@ -17,6 +17,14 @@
 
 namespace singleflight {
 
+// Bounds on what one DoStream buffers (0: no bound).
+struct StreamLimits {
+  // Items read and not yet written: waiting on a flight, or on the client.
+  size_t max_pending = 0;
+  // Bytes of replies not yet written.
+  size_t max_buffer_bytes = 0;
+};
+
 // One DoStream call, Go's DoChan multiplexed over a bidi stream: each request
 // read joins or starts its flight at once; each outcome is queued and written
 // as it arrives (one write in flight at a time), echoing the request's id.
@@ -33,7 +41,7 @@ class DoStreamReactor
  public:
   DoStreamReactor(grpc::CallbackServerContext* context, Group* group,
                   const FetcherRegistry& registry, ServerMetrics* metrics,
-                  int max_pending);
+                  StreamLimits limits);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;

@@ -65,7 +65,14 @@ ABSL_FLAG(std::optional<int>, max_message_bytes, std::nullopt,
 ABSL_FLAG(std::optional<int>, max_concurrent_streams, std::nullopt,
           "calls at once on one client connection (default: no limit)");
 ABSL_FLAG(std::optional<int>, max_stream_pending, std::nullopt,
-          "items one DoStream may have waiting at once (default 10000)");
+          "items of one DoStream not yet written (waiting on a flight or on "
+          "the client); at the limit the stream stops reading (default 10000)");
+ABSL_FLAG(std::optional<int64_t>, max_stream_buffer_bytes, std::nullopt,
+          "bytes of one DoStream's unwritten replies; over it the stream stops "
+          "reading (default 16 MiB)");
+ABSL_FLAG(std::optional<absl::Duration>, drain_grace, std::nullopt,
+          "on SIGTERM, how long health says NOT_SERVING while calls are still "
+          "served, before the drain (default 0)");
 ABSL_FLAG(std::optional<int>, max_flights, std::nullopt,
           "flights in progress at once, for every fetcher (default: each "
           "fetcher's max_flights; none)");
@@ -93,6 +100,8 @@ std::string DescribeConfig(const singleflight::ServerConfig& config) {
       " max_message_bytes=", config.max_message_bytes,
       " max_concurrent_streams=", config.max_concurrent_streams,
       " max_stream_pending=", config.max_stream_pending,
+      " max_stream_buffer_bytes=", config.max_stream_buffer_bytes,
+      " drain_grace=", absl::FormatDuration(config.drain_grace),
       " drain_timeout=", absl::FormatDuration(config.drain_timeout));
   for (const singleflight::FetcherConfig& fetcher : config.fetchers) {
     const singleflight::FetcherPolicy& policy = fetcher.policy;
@@ -233,6 +242,8 @@ int main(int argc, char** argv) {
   set(FLAGS_max_message_bytes, config.max_message_bytes);
   set(FLAGS_max_concurrent_streams, config.max_concurrent_streams);
   set(FLAGS_max_stream_pending, config.max_stream_pending);
+  set(FLAGS_max_stream_buffer_bytes, config.max_stream_buffer_bytes);
+  set(FLAGS_drain_grace, config.drain_grace);
 
   // Signals are taken by sigwait below, so block them before gRPC starts
   // threads (which inherit the mask).

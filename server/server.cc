@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -107,7 +108,9 @@ absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
   server->access_ = *std::move(access);
   server->service_ = std::make_unique<SingleFlightService>(
       &server->group_, &registry, &server->metrics_, &server->access_,
-      config.max_stream_pending);
+      StreamLimits{static_cast<size_t>(std::max(0, config.max_stream_pending)),
+                   static_cast<size_t>(std::max<int64_t>(
+                       0, config.max_stream_buffer_bytes))});
   grpc::EnableDefaultHealthCheckService(true);
   // Reflection describes what is in the binary's descriptor pool; naming a
   // health message links health.proto in, so that grpc.health.v1.Health can

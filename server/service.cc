@@ -31,12 +31,12 @@ SingleFlightService::SingleFlightService(Group* group,
                                          const FetcherRegistry* registry,
                                          ServerMetrics* metrics,
                                          const AccessControl* access,
-                                         int max_stream_pending)
+                                         StreamLimits stream_limits)
     : group_(group),
       registry_(*registry),
       metrics_(metrics),
       access_(*access),
-      max_stream_pending_(max_stream_pending) {}
+      stream_limits_(stream_limits) {}
 
 absl::Status SingleFlightService::Admit(grpc::CallbackServerContext* context,
                                         Role role) {
@@ -58,7 +58,7 @@ SingleFlightService::DoStream(grpc::CallbackServerContext* context) {
   absl::Status allowed = Admit(context, Role::kCaller);
   if (!allowed.ok()) return new RefusedStream(ToGrpcStatus(allowed));
   return new DoStreamReactor(context, group_, registry_, metrics_,
-                             max_stream_pending_);
+                             stream_limits_);
 }
 
 grpc::ServerUnaryReactor* SingleFlightService::Refuse(

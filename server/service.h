@@ -6,6 +6,7 @@
 #include "core/fetcher_registry.h"
 #include "core/group.h"
 #include "server/access_control.h"
+#include "server/do_stream_reactor.h"
 #include "server/metrics.h"
 #include "singleflight/v1/singleflight.grpc.pb.h"
 
@@ -22,10 +23,10 @@ class SingleFlightService final
     : public v1::SingleFlight::WithRawCallbackMethod_Do<
           v1::SingleFlight::CallbackService> {
  public:
-  // `max_stream_pending`: items one DoStream may have waiting (0: no limit).
+  // `stream_limits` bound what each DoStream buffers.
   SingleFlightService(Group* group, const FetcherRegistry* registry,
                       ServerMetrics* metrics, const AccessControl* access,
-                      int max_stream_pending);
+                      StreamLimits stream_limits);
 
   // Raw: see DoReactor.
   grpc::ServerUnaryReactor* Do(grpc::CallbackServerContext* context,
@@ -51,7 +52,7 @@ class SingleFlightService final
   const FetcherRegistry& registry_;
   ServerMetrics* const metrics_;
   const AccessControl& access_;
-  const int max_stream_pending_;
+  const StreamLimits stream_limits_;
 };
 
 }  // namespace singleflight
