@@ -22,6 +22,20 @@ which combine:
   echo_body=1     the body is the request body.
   chunked=1       send the body with chunked transfer encoding, without a
                   Content-Length, in chunks of at most 64 KiB.
+  slow_body_ms=N  send the body in pieces of `piece` bytes (piece=B, default
+                  16), pausing N ms before each piece (headers go out at
+                  once); with chunked=1, one chunk per piece.
+  truncate=1      announce the whole body (Content-Length, or chunks) but send
+                  only its first half (at most len-1 bytes), then close the
+                  connection (FIN), without the last chunk when chunked.
+  reset=1         after any delay, reset the connection (SO_LINGER 0, so the
+                  client gets a TCP RST) instead of answering.
+  reset=mid       send the status line, the headers and the first half of the
+                  body, then reset the connection the same way.
+  path_query=1    the last segment of the path, percent-decoded, holds more
+                  of these parameters (e.g. /items/reset%3D1%26delay_ms%3D30),
+                  which override the query's: with a fetcher whose URI ends in
+                  {key}?path_query=1, the key chooses the fault.
 Without any of these, the answer is 200 with the path (without the query) as
 the body. The body is text/plain, except for echo_headers (application/json).
 
@@ -32,13 +46,19 @@ without the query), and adds events to that path's list, in order:
   "closed_before_answer"  the client closed the connection while the request
                           was delayed or hanging (the socket is polled for end
                           of file every 10 ms), so it was never answered;
-  "closed_during_answer"  writing the answer failed.
+  "closed_during_answer"  writing the answer failed;
+  "reset"                 instead of "answered": the origin reset the
+                          connection (reset=1, reset=mid);
+  "truncated"             instead of "answered": the origin closed the
+                          connection after part of the body (truncate=1).
 
 Control endpoints (neither hits nor events):
   GET /_hits?path=P    the number of hits on P, as a plain integer; without
                        path, a JSON object of hits by path.
   GET /_events?path=P  the events of P as a JSON list of strings; without
-                       path, a JSON object of event lists by path.
+                       path, a JSON object of event lists by path. Waits (at
+                       most 1 s) for answers still being written, so a client
+                       that has read a whole answer finds its event.
   GET /_connections   the number of connections accepted so far, as a plain
                        integer (fewer than requests when clients reuse them).
   GET /_reset          forgets all hits, events and connections; answers "ok".
@@ -49,6 +69,7 @@ import json
 import os
 import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -62,10 +83,24 @@ class Ledger:
     """Hits and events by path; thread-safe."""
 
     def __init__(self):
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._hits = {}
         self._events = {}
         self._connections = 0
+        self._writing = {}  # path: answers being written
+
+    def begin_answer(self, path):
+        with self._lock:
+            self._writing[path] = self._writing.get(path, 0) + 1
+
+    def end_answer(self, path, event):
+        """Records how the answer begun with begin_answer ended."""
+        with self._lock:
+            self._events.setdefault(path, []).append(event)
+            self._writing[path] -= 1
+            if not self._writing[path]:
+                del self._writing[path]
+            self._lock.notify_all()
 
     def hit(self, path):
         with self._lock:
@@ -89,6 +124,11 @@ class Ledger:
 
     def events(self, path=None):
         with self._lock:
+            # A client may read the last byte of an answer before its writer
+            # records it: wait a little for answers still being written.
+            self._lock.wait_for(
+                lambda: not (self._writing if path is None
+                             else self._writing.get(path)), timeout=1.0)
             if path is None:
                 return {p: list(e) for p, e in self._events.items()}
             return list(self._events.get(path, []))
@@ -125,6 +165,10 @@ class OriginHandler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         query = {name: values[-1] for name, values in
                  urllib.parse.parse_qs(url.query).items()}
+        if query.get("path_query") == "1":
+            segment = urllib.parse.unquote(url.path.rsplit("/", 1)[-1])
+            query.update((name, values[-1]) for name, values in
+                         urllib.parse.parse_qs(segment).items())
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         if url.path in ("/_hits", "/_events", "/_connections", "/_reset"):
@@ -158,13 +202,26 @@ class OriginHandler(BaseHTTPRequestHandler):
             content_type = "application/json"
         if status in (204, 304):
             reply = b""
+        reset = query.get("reset")
+        if reset == "1":
+            self._reset_connection()
+            self.ledger.record(path, "reset")
+            return
+        fault = "reset" if reset == "mid" else (
+            "truncated" if query.get("truncate") == "1" else None)
+        self.ledger.begin_answer(path)
+        event = "closed_during_answer"
         try:
             self._answer(status, reply, content_type,
-                         chunked=query.get("chunked") == "1")
-            self.ledger.record(path, "answered")
+                         chunked=query.get("chunked") == "1",
+                         slow_ms=int(query.get("slow_body_ms", "0")),
+                         piece=max(1, int(query.get("piece", "16"))),
+                         fault=fault)
+            event = fault or "answered"
         except OSError:
-            self.ledger.record(path, "closed_during_answer")
             self.close_connection = True
+        finally:
+            self.ledger.end_answer(path, event)
 
     def _control(self, endpoint, path):
         if endpoint == "/_reset":
@@ -203,26 +260,49 @@ class OriginHandler(BaseHTTPRequestHandler):
             # Data, not end of file (a pipelined request): keep waiting.
             time.sleep(step)
 
-    def _answer(self, status, body, content_type, chunked=False):
+    def _reset_connection(self):
+        """Closes the socket now with SO_LINGER 0: the peer gets a TCP RST."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            # detach(): the file objects of the handler still refer to the
+            # socket object, which would otherwise keep the descriptor open.
+            os.close(self.connection.detach())
+        except OSError:
+            pass
+
+    def _answer(self, status, body, content_type, chunked=False, slow_ms=0,
+                piece=16, fault=None):
+        """Writes the answer; fault "reset" or "truncated" stops it halfway."""
         self.send_response(status)
         if status in (204, 304):
             self.end_headers()
             return
         self.send_header("Content-Type", content_type)
-        if not chunked:
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
             self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            self.wfile.flush()
-            return
-        self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for start in range(0, len(body), 65536):
-            chunk = body[start:start + 65536]
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        if fault is not None:
+            body = body[:len(body) // 2]
+        size = piece if slow_ms > 0 else 65536
+        for start in range(0, len(body), size):
+            if slow_ms > 0:
+                time.sleep(slow_ms / 1000.0)
+            chunk = body[start:start + size]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk)
+                             if chunked else chunk)
             self.wfile.flush()
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+        if fault == "reset":
+            time.sleep(0.01)  # let the client read what was sent
+            self._reset_connection()
+        elif fault == "truncated":
+            self.close_connection = True
+        elif chunked:
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
 
 
 class OriginServer(ThreadingHTTPServer):
