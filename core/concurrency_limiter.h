@@ -1,8 +1,8 @@
 #ifndef SINGLEFLIGHT_CORE_CONCURRENCY_LIMITER_H_
 #define SINGLEFLIGHT_CORE_CONCURRENCY_LIMITER_H_
 
-#include <cstddef>
-#include <deque>
+#include <cstdint>
+#include <map>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
@@ -15,24 +15,36 @@ namespace singleflight {
 // bounded length (max_queue).
 //
 // A task is started by Acquire or Release and returns whether it took the
-// slot: a task whose work is no longer wanted (its flight was cancelled while
-// it waited) returns false, and the slot goes to the next task at once.
+// slot: a task whose work is no longer wanted returns false, and the slot
+// goes to the next task at once. A queued task that is no longer wanted can
+// also be withdrawn, so that it gives up its place in the queue at once.
+//
 // Tasks run outside the limiter's lock, on the thread of the Acquire or
-// Release that started them.
+// Release that started them. Handing slots on never recurses: a Release
+// called from inside a task that this limiter started (say, a fetch that
+// answers at once) is taken over by the loop that runs the tasks, so a queue
+// of any length drains in constant stack depth.
 //
 // Thread-safe.
 class ConcurrencyLimiter {
  public:
   using Task = absl::AnyInvocable<bool()>;
+  // Names a queued task, for Withdraw. Never 0.
+  using QueueTicket = uint64_t;
 
   // REQUIRES: max_running > 0, max_queued >= 0.
   ConcurrencyLimiter(int max_running, int max_queued);
   ConcurrencyLimiter(const ConcurrencyLimiter&) = delete;
   ConcurrencyLimiter& operator=(const ConcurrencyLimiter&) = delete;
 
-  // Starts `task` if a slot is free, or queues it. Returns false, without
-  // running or keeping `task`, if the queue is full.
-  bool Acquire(Task task);
+  // Starts `task` if a slot is free (and sets `*queued_as` to 0), or queues
+  // it (and sets `*queued_as` to its ticket). Returns false, without running
+  // or keeping `task`, if the queue is full. `queued_as` may be null.
+  bool Acquire(Task task, QueueTicket* queued_as = nullptr);
+
+  // Takes a queued task out of the queue without running it. Returns false
+  // if it is no longer queued (it is running or has run).
+  bool Withdraw(QueueTicket ticket);
 
   // Gives back the slot of a task that returned true: starts queued tasks
   // until one takes it.
@@ -42,15 +54,18 @@ class ConcurrencyLimiter {
   int queued() const;
 
  private:
-  // Runs tasks, starting with `task`, until one takes the slot it was given
-  // or none is left.
-  void StartFrom(Task task);
+  // Runs `task` with a slot the caller holds, then hands that slot (and any
+  // released meanwhile on this thread) to queued tasks until each is taken
+  // or the queue is empty.
+  void RunTasks(Task task);
 
   const int max_running_;
   const size_t max_queued_;
   mutable absl::Mutex mu_;
   int running_ ABSL_GUARDED_BY(mu_) = 0;
-  std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
+  QueueTicket last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  // Ordered by ticket: first in, first out.
+  std::map<QueueTicket, Task> queue_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace singleflight

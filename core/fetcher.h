@@ -96,7 +96,7 @@ struct NamedFetcher {
         policy(std::move(policy)),
         fetcher(std::move(fetcher)) {
     if (this->policy.max_concurrency > 0) {
-      limiter = std::make_unique<ConcurrencyLimiter>(
+      limiter = std::make_shared<ConcurrencyLimiter>(
           this->policy.max_concurrency, this->policy.max_queue);
     }
   }
@@ -105,8 +105,10 @@ struct NamedFetcher {
   const std::string uri;
   const FetcherPolicy policy;
   const std::unique_ptr<Fetcher> fetcher;
-  // Enforces policy.max_concurrency; null when there is no limit.
-  std::unique_ptr<ConcurrencyLimiter> limiter;
+  // Enforces policy.max_concurrency; null when there is no limit. Shared, so
+  // that a flight can hand its slot on after its waiters are told (when the
+  // fetcher itself may already be gone).
+  std::shared_ptr<ConcurrencyLimiter> limiter;
   // Flights of this fetcher in progress, for policy.max_flights.
   mutable std::atomic<int> flights{0};
 };

@@ -10,7 +10,10 @@ namespace singleflight {
 // What a Group reports as it works: the hooks that metrics are built on.
 //
 // Implementations must be thread-safe and cheap: the Group calls them on its
-// hot paths (outside its locks), from any thread.
+// hot paths, from any thread. They must not call into the Group:
+// ExecutionStarted is called under the lock of the flight's shard (so that
+// no end of an execution is reported before its start); the others outside
+// the Group's locks.
 class FlightObserver {
  public:
   virtual ~FlightObserver() = default;

@@ -8,51 +8,31 @@
 
 namespace singleflight {
 
-// One execution, and the waiters who want its outcome; after it finished, a
-// lingering value. Every field but the constants is guarded by its shard's
-// mutex.
-struct Group::Flight {
-  Flight(const NamedFetcher& fetcher, absl::string_view scope,
-         absl::string_view key, size_t shard)
-      : fetcher(fetcher),
-        fetcher_name(fetcher.name),
-        scope(scope),
-        key(key),
-        shard(shard) {}
-
-  // Used only while the flight runs (the fetcher may be gone once every
-  // waiter is answered); `fetcher_name` is the flight's own copy.
-  const NamedFetcher& fetcher;
-  const std::string fetcher_name;
-  const std::string scope;
-  const std::string key;
-  const size_t shard;
-  const absl::Time started = absl::Now();
-  const std::shared_ptr<CancellationSignal> cancellation =
-      std::make_shared<CancellationSignal>();
-
-  // Set once the outcome is delivered or the flight is cancelled; from then
-  // on the flight takes no more waiters, and is out of its shard unless it
-  // lingers.
-  bool done = false;
-  // Set by Forget: the flight is in its shard's `forgotten` set, not its
-  // table, so that a newer flight may own the key.
-  bool forgotten = false;
-  // Go's dups > 0: someone joined after the starter.
-  bool joined = false;
-  // The fetch holds one of its fetcher's max_concurrency slots.
-  bool holds_slot = false;
-  // Finished, and kept in the table with `result` for the fetcher's linger.
-  bool lingering = false;
-  std::shared_ptr<const FlightResult> result;
-  uint64_t next_waiter_id = kStarterId;
-  absl::flat_hash_map<uint64_t, Waiter> waiters;
-  TimerQueue::TimerId timeout_timer = 0;
-  // When the fetch was called; unset while the flight waits for a slot.
-  absl::Time fetch_started = absl::InfinitePast();
-
-  static constexpr uint64_t kStarterId = 1;
-};
+// A flight's life, Flight::state, changed only under its shard's mutex:
+//
+//   state       event                                  next        in
+//   ----------  -------------------------------------  ----------  ----------
+//   kNew        no limit, or a slot is free            kStarting   RunFetch
+//   kNew        no slot free, room in the queue        kQueued     Start
+//   kQueued     the limiter gives it a slot            kStarting   RunFetch
+//   kStarting   Fetch returned                         kRunning    RunFetch
+//   kStarting,  the fetcher's result, with a linger    kLingering  Complete
+//   kRunning
+//   kNew to     a result, a timeout, the queue full,   kEnded      Complete,
+//   kRunning    the last waiter left, FailAll                      Leave,
+//                                                                  FailAll
+//   kLingering  the linger is over, Forget, FailAll    kEnded      Expire,
+//                                                                  Forget,
+//                                                                  FailAll
+//
+// kNew to kRunning are "active": the flight has waiters, counts against its
+// fetcher's max_flights, and owns its key in the shard's table (or sits in
+// the forgotten set). Every active flight ends through EndLocked, once.
+//
+// In kStarting, the thread calling Fetch owns the flight's concurrency slot:
+// if the flight ends meanwhile (an immediate result, the last waiter
+// leaving), that thread gives the slot back once Fetch has returned, so that
+// no more than max_concurrency fetches are ever being called or run.
 
 namespace {
 
@@ -64,6 +44,11 @@ bool AdmitFlight(const NamedFetcher& fetcher) {
     return false;
   }
   return true;
+}
+
+std::shared_ptr<const FlightResult> Failure(absl::Status status) {
+  return std::make_shared<const FlightResult>(
+      FlightResult{std::move(status), ""});
 }
 
 }  // namespace
@@ -89,7 +74,8 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
     auto it = shard.flights.find(view);
     if (it != shard.flights.end()) {
       Flight& flight = *it->second;
-      if (flight.lingering) {
+      flight.home->mu.AssertHeld();  // The same mutex as shard.mu.
+      if (flight.state == State::kLingering) {
         lingering = flight.result;
       } else if (policy.max_waiters > 0 &&
                  flight.waiters.size() >=
@@ -105,8 +91,9 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
     } else if (!AdmitFlight(fetcher)) {
       refused_by = "max_flights";
     } else {
-      auto flight = std::make_shared<Flight>(fetcher, call.scope, call.key,
-                                             &shard - &shards_[0]);
+      auto flight =
+          std::make_shared<Flight>(fetcher, call.scope, call.key, &shard);
+      flight->home->mu.AssertHeld();
       ticket.waiter_id_ = flight->next_waiter_id++;
       flight->waiters.emplace(ticket.waiter_id_, std::move(waiter));
       shard.flights.emplace(OwnedKey(fetcher.name, std::string(call.scope),
@@ -117,11 +104,9 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
   }
   if (refused_by != nullptr) {
     if (observer_ != nullptr) observer_->Rejected(fetcher, refused_by);
-    waiter(Outcome{std::make_shared<const FlightResult>(FlightResult{
-                       absl::ResourceExhaustedError(absl::StrCat(
-                           "fetcher \"", fetcher.name, "\" is at its ",
-                           refused_by, " limit; try again later")),
-                       ""}),
+    waiter(Outcome{Failure(absl::ResourceExhaustedError(
+                       absl::StrCat("fetcher \"", fetcher.name, "\" is at its ",
+                                    refused_by, " limit; try again later"))),
                    false});
     return Ticket();
   }
@@ -144,46 +129,73 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
 }
 
 void Group::Start(const std::shared_ptr<Flight>& flight, FetchRequest request) {
-  ConcurrencyLimiter* limiter = flight->fetcher.limiter.get();
+  const std::shared_ptr<ConcurrencyLimiter> limiter = flight->fetcher.limiter;
   if (limiter == nullptr) {
     RunFetch(flight, std::move(request));
     return;
   }
-  bool accepted =
-      limiter->Acquire([this, flight, request = std::move(request)]() mutable {
-        {
-          absl::MutexLock lock(&shards_[flight->shard].mu);
-          if (flight->done) return false;  // Abandoned while it waited.
-          flight->holds_slot = true;
-        }
-        RunFetch(flight, std::move(request));
-        return true;
-      });
+  ConcurrencyLimiter::QueueTicket queued_as = 0;
+  bool accepted = limiter->Acquire(
+      [this, flight, request = std::move(request)]() mutable {
+        return RunFetch(flight, std::move(request));
+      },
+      &queued_as);
   if (!accepted) {
     const FetcherPolicy& policy = flight->fetcher.policy;
     if (observer_ != nullptr) observer_->Rejected(flight->fetcher, "max_queue");
-    Complete(flight, {absl::ResourceExhaustedError(absl::StrCat(
-                          "fetcher \"", flight->fetcher.name, "\" is running ",
-                          policy.max_concurrency, " executions and has ",
-                          policy.max_queue, " waiting; try again later")),
-                      ""});
+    Complete(flight,
+             {absl::ResourceExhaustedError(absl::StrCat(
+                  "fetcher \"", flight->fetcher.name, "\" is running ",
+                  policy.max_concurrency, " executions and has ",
+                  policy.max_queue, " waiting; try again later")),
+              ""},
+             Source::kLocal, /*cancel_fetch=*/false);
+    return;
   }
+  if (queued_as == 0) return;  // It ran (or was declined) inside Acquire.
+  bool abandoned = false;
+  {
+    absl::MutexLock lock(&flight->home->mu);
+    if (flight->state == State::kNew) {
+      flight->state = State::kQueued;
+      flight->queue_ticket = queued_as;
+    } else {
+      // It ended before it could be marked queued (its place must go), or it
+      // already left the queue and started.
+      abandoned = flight->state == State::kEnded;
+    }
+  }
+  if (abandoned) limiter->Withdraw(queued_as);
 }
 
-void Group::RunFetch(const std::shared_ptr<Flight>& flight,
+bool Group::RunFetch(const std::shared_ptr<Flight>& flight,
                      FetchRequest request) {
-  const absl::Duration timeout = flight->fetcher.policy.timeout;
-  const absl::Time started = absl::Now();
+  // Read while the flight is known to be active: once it has ended, its
+  // fetcher may be gone.
+  absl::Duration timeout;
+  std::shared_ptr<ConcurrencyLimiter> limiter;
+  absl::Time started;
   {
-    absl::MutexLock lock(&shards_[flight->shard].mu);
+    absl::MutexLock lock(&flight->home->mu);
+    if (flight->state != State::kNew && flight->state != State::kQueued) {
+      return false;  // Ended while it waited for a slot.
+    }
+    timeout = flight->fetcher.policy.timeout;
+    limiter = flight->fetcher.limiter;
+    started = absl::Now();
+    flight->state = State::kStarting;
+    flight->queue_ticket = 0;
     flight->fetch_started = started;
+    // Under the lock, so that no end of this execution is reported first.
+    if (observer_ != nullptr) observer_->ExecutionStarted(flight->fetcher);
   }
-  if (observer_ != nullptr) observer_->ExecutionStarted(flight->fetcher);
   auto done = [this, flight](absl::StatusOr<std::string> value) {
     if (value.ok()) {
-      Complete(flight, {absl::OkStatus(), *std::move(value)});
+      Complete(flight, {absl::OkStatus(), *std::move(value)}, Source::kFetcher,
+               /*cancel_fetch=*/false);
     } else {
-      Complete(flight, {value.status(), ""});
+      Complete(flight, {value.status(), ""}, Source::kFetcher,
+               /*cancel_fetch=*/false);
     }
   };
   // A throwing fetcher is Go's panicking fn: the flight fails, every waiter is
@@ -191,20 +203,30 @@ void Group::RunFetch(const std::shared_ptr<Flight>& flight,
   try {
     flight->fetcher.fetcher->Fetch(std::move(request), std::move(done));
   } catch (const std::exception& e) {
-    Complete(flight, {absl::InternalError(e.what()), ""});
+    Complete(flight, {absl::InternalError(e.what()), ""}, Source::kFetcher,
+             /*cancel_fetch=*/false);
   } catch (...) {
     Complete(
         flight,
         {absl::InternalError(absl::StrCat("fetcher \"", flight->fetcher_name,
                                           "\" threw a non-standard exception")),
-         ""});
+         ""},
+        Source::kFetcher, /*cancel_fetch=*/false);
   }
-  // The timeout runs from the start of the fetch. An immediate result, the
-  // common case of cheap fetchers, needs no timer at all.
+  bool ended;
   {
-    absl::MutexLock lock(&shards_[flight->shard].mu);
-    if (flight->done) return;
+    absl::MutexLock lock(&flight->home->mu);
+    ended = flight->state != State::kStarting;
+    if (!ended) flight->state = State::kRunning;
   }
+  if (ended) {
+    // An immediate result, the common case of cheap fetchers, or every
+    // waiter left: the slot held while Fetch ran is given back now, and no
+    // timer is needed.
+    if (limiter != nullptr) limiter->Release();
+    return true;
+  }
+  // The timeout runs from the start of the fetch.
   TimerQueue::TimerId timer = timers_->Schedule(
       started + timeout - absl::Now(), [this, flight, timeout] {
         Complete(flight,
@@ -212,127 +234,154 @@ void Group::RunFetch(const std::shared_ptr<Flight>& flight,
                       "fetcher \"", flight->fetcher_name, "\" timed out after ",
                       absl::FormatDuration(timeout))),
                   ""},
-                 /*cancel_fetch=*/true);
+                 Source::kLocal, /*cancel_fetch=*/true);
       });
-  bool ended;
   {
-    absl::MutexLock lock(&shards_[flight->shard].mu);
-    ended = flight->done;
-    if (!ended) flight->timeout_timer = timer;
+    absl::MutexLock lock(&flight->home->mu);
+    if (flight->state == State::kRunning) {
+      flight->timeout_timer = timer;
+      return true;
+    }
   }
-  if (ended) timers_->Cancel(timer);  // It ended while the timer was set.
+  timers_->Cancel(timer);  // It ended while the timer was set.
+  return true;
 }
 
-void Group::Detach(Shard& shard, Flight& flight) {
+void Group::Detach(Flight& flight) {
+  Shard& shard = *flight.home;
+  shard.mu.AssertHeld();  // flight.home->mu, under another name.
   if (flight.forgotten) {
     shard.forgotten.erase(&flight);
-  } else {
-    // Unless forgotten, a flight still owns its key: a newer flight can only
-    // exist for a forgotten one.
-    shard.flights.erase(KeyView{flight.fetcher_name, flight.scope, flight.key});
+    return;
   }
+  // Unless forgotten, a flight still owns its key: a newer flight can only
+  // exist for a forgotten one.
+  auto it = shard.flights.find(
+      KeyView{flight.fetcher_name, flight.scope, flight.key});
+  if (it != shard.flights.end() && it->second.get() == &flight) {
+    shard.flights.erase(it);
+  }
+}
+
+bool Group::EndLocked(const std::shared_ptr<Flight>& flight,
+                      std::shared_ptr<const FlightResult> result, Source source,
+                      bool cancel_fetch, Ending& ending) {
+  const State was = flight->state;
+  if (was == State::kEnded) return false;
+  if (was == State::kLingering) {
+    Detach(*flight);
+    flight->state = State::kEnded;
+    flight->result = nullptr;
+    return true;
+  }
+  const FetcherPolicy& policy = flight->fetcher.policy;
+  const bool linger = source == Source::kFetcher && !flight->forgotten &&
+                      policy.linger > absl::ZeroDuration() &&
+                      (result->status.ok() || policy.linger_errors);
+  if (linger) {
+    flight->state = State::kLingering;
+    flight->result = result;
+    ending.linger = policy.linger;
+  } else {
+    Detach(*flight);
+    flight->state = State::kEnded;
+  }
+  ending.result = std::move(result);
+  ending.was_active = true;
+  ending.cancel_fetch = cancel_fetch;
+  ending.waiters.swap(flight->waiters);
+  ending.joined = flight->joined;
+  ending.timer = std::exchange(flight->timeout_timer, 0);
+  ending.fetch_started = flight->fetch_started;
+  switch (was) {
+    case State::kQueued:
+      ending.withdraw_from = flight->fetcher.limiter;
+      ending.withdraw_ticket = std::exchange(flight->queue_ticket, 0);
+      break;
+    case State::kRunning:
+      ending.release_slot_of = flight->fetcher.limiter;
+      break;
+    default:  // kNew holds nothing; in kStarting, RunFetch owns the slot.
+      break;
+  }
+  return true;
+}
+
+void Group::Settle(const std::shared_ptr<Flight>& flight, Ending& ending) {
+  if (ending.timer != 0) timers_->Cancel(ending.timer);
+  if (ending.withdraw_from != nullptr) {
+    ending.withdraw_from->Withdraw(ending.withdraw_ticket);
+  }
+  if (ending.was_active) {
+    if (observer_ != nullptr && ending.fetch_started != absl::InfinitePast()) {
+      observer_->ExecutionEnded(flight->fetcher, ending.result->status,
+                                absl::Now() - ending.fetch_started);
+    }
+    flight->fetcher.flights.fetch_sub(1);
+  }
+  if (ending.linger > absl::ZeroDuration()) {
+    timers_->Schedule(ending.linger, [this, flight] { Expire(flight); });
+  }
+  if (ending.cancel_fetch) flight->cancellation->Cancel();
+  // Nothing from here on touches the fetcher: a caller may tear it down as
+  // soon as all of its waiters are answered.
+  for (auto& [id, waiter] : ending.waiters) {
+    waiter(Outcome{ending.result, id != Flight::kStarterId || ending.joined});
+  }
+  if (ending.leaver) {
+    ending.leaver(Outcome{Failure(std::move(ending.leaver_status)), false});
+  }
+  // Last, so that the next flight's fetch (which may answer at once) never
+  // runs before this flight's waiters are told.
+  if (ending.release_slot_of != nullptr) ending.release_slot_of->Release();
 }
 
 void Group::Complete(const std::shared_ptr<Flight>& flight, FlightResult result,
-                     bool cancel_fetch) {
-  bool ok = result.status.ok();
-  auto shared_result = std::make_shared<const FlightResult>(std::move(result));
-  absl::flat_hash_map<uint64_t, Waiter> waiters;
-  bool joined;
-  absl::Duration linger = absl::ZeroDuration();
-  ConcurrencyLimiter* slot_of = nullptr;
-  TimerQueue::TimerId timer;
-  absl::Time fetch_started;
+                     Source source, bool cancel_fetch) {
+  Ending ending;
   {
-    Shard& shard = shards_[flight->shard];
-    absl::MutexLock lock(&shard.mu);
-    if (flight->done) return;
-    flight->done = true;
-    const FetcherPolicy& policy = flight->fetcher.policy;
-    if (!flight->forgotten && (ok || policy.linger_errors)) {
-      linger = policy.linger;
+    absl::MutexLock lock(&flight->home->mu);
+    if (!EndLocked(flight,
+                   std::make_shared<const FlightResult>(std::move(result)),
+                   source, cancel_fetch, ending)) {
+      return;
     }
-    if (linger > absl::ZeroDuration()) {
-      flight->lingering = true;
-      flight->result = shared_result;
-    } else {
-      Detach(shard, *flight);
-    }
-    waiters.swap(flight->waiters);
-    joined = flight->joined;
-    timer = flight->timeout_timer;
-    if (flight->holds_slot) slot_of = flight->fetcher.limiter.get();
-    flight->holds_slot = false;
-    fetch_started = flight->fetch_started;
   }
-  if (timer != 0) timers_->Cancel(timer);
-  if (observer_ != nullptr && fetch_started != absl::InfinitePast()) {
-    observer_->ExecutionEnded(flight->fetcher, shared_result->status,
-                              absl::Now() - fetch_started);
-  }
-  if (linger > absl::ZeroDuration()) {
-    timers_->Schedule(linger, [this, flight] { Expire(flight); });
-  }
-  if (cancel_fetch) flight->cancellation->Cancel();
-  // Nothing here touches the fetcher once a waiter has its outcome: a caller
-  // may tear the fetcher down as soon as all of its waiters are answered.
-  flight->fetcher.flights.fetch_sub(1);
-  if (slot_of != nullptr) slot_of->Release();
-  for (auto& [id, waiter] : waiters) {
-    waiter(Outcome{shared_result, id != Flight::kStarterId || joined});
-  }
+  Settle(flight, ending);
 }
 
 void Group::Expire(const std::shared_ptr<Flight>& flight) {
-  Shard& shard = shards_[flight->shard];
-  absl::MutexLock lock(&shard.mu);
-  auto it = shard.flights.find(
-      KeyView{flight->fetcher_name, flight->scope, flight->key});
-  if (it != shard.flights.end() && it->second == flight) {
-    shard.flights.erase(it);
+  Ending ending;  // Holds nothing to settle: the flight only lingered.
+  absl::MutexLock lock(&flight->home->mu);
+  if (flight->state == State::kLingering) {
+    EndLocked(flight, nullptr, Source::kLocal, false, ending);
   }
 }
 
 bool Group::Leave(const Ticket& ticket, absl::Status status) {
   if (ticket.flight_ == nullptr) return false;
-  Flight& flight = *ticket.flight_;
+  const std::shared_ptr<Flight>& flight = ticket.flight_;
   Waiter waiter;
-  bool cancel_flight = false;
-  ConcurrencyLimiter* slot_of = nullptr;
-  TimerQueue::TimerId timer = 0;
-  absl::Time fetch_started = absl::InfinitePast();
+  Ending ending;
+  bool last;
   {
-    Shard& shard = shards_[flight.shard];
-    absl::MutexLock lock(&shard.mu);
-    auto it = flight.waiters.find(ticket.waiter_id_);
-    if (it == flight.waiters.end()) return false;
+    absl::MutexLock lock(&flight->home->mu);
+    auto it = flight->waiters.find(ticket.waiter_id_);
+    if (it == flight->waiters.end()) return false;
     waiter = std::move(it->second);
-    flight.waiters.erase(it);
-    if (flight.waiters.empty()) {
-      // Nobody wants the result any more: free the key, stop the fetch.
-      flight.done = true;
-      Detach(shard, flight);
-      cancel_flight = true;
-      timer = flight.timeout_timer;
-      if (flight.holds_slot) slot_of = flight.fetcher.limiter.get();
-      flight.holds_slot = false;
-      fetch_started = flight.fetch_started;
-    }
+    flight->waiters.erase(it);
+    // Nobody wants the result any more: free the key, stop the fetch.
+    last = flight->waiters.empty() &&
+           EndLocked(flight, Failure(absl::CancelledError("every waiter left")),
+                     Source::kLocal, /*cancel_fetch=*/true, ending);
   }
-  if (cancel_flight) {
-    if (timer != 0) timers_->Cancel(timer);
-    flight.cancellation->Cancel();
-    if (observer_ != nullptr && fetch_started != absl::InfinitePast()) {
-      observer_->ExecutionEnded(flight.fetcher,
-                                absl::CancelledError("every waiter left"),
-                                absl::Now() - fetch_started);
-    }
+  if (!last) {
+    waiter(Outcome{Failure(std::move(status)), false});
+    return true;
   }
-  if (cancel_flight) flight.fetcher.flights.fetch_sub(1);
-  if (slot_of != nullptr) slot_of->Release();
-  waiter(Outcome{
-      std::make_shared<const FlightResult>(FlightResult{std::move(status), ""}),
-      false});
+  ending.leaver = std::move(waiter);
+  ending.leaver_status = std::move(status);
+  Settle(flight, ending);
   return true;
 }
 
@@ -352,45 +401,58 @@ bool Group::Forget(absl::string_view fetcher, absl::string_view key,
                    absl::string_view scope) {
   KeyView view{fetcher, scope, key};
   Shard& shard = ShardFor(view);
-  std::shared_ptr<Flight> dropped;  // Released outside the lock.
+  std::shared_ptr<Flight> found;  // Released outside the lock.
   absl::MutexLock lock(&shard.mu);
   auto it = shard.flights.find(view);
   if (it == shard.flights.end()) return false;
-  dropped = it->second;
+  found = it->second;
+  found->home->mu.AssertHeld();
+  if (found->state == State::kLingering) {
+    Ending ending;  // Nothing to settle: the value only lingered.
+    EndLocked(found, nullptr, Source::kLocal, false, ending);
+    return false;
+  }
   shard.flights.erase(it);
-  if (dropped->lingering) return false;
-  dropped->forgotten = true;
-  shard.forgotten.emplace(dropped.get(), dropped);
+  found->forgotten = true;
+  shard.forgotten.emplace(found.get(), found);
   return true;
 }
 
 void Group::FailAll(const absl::Status& status) {
-  std::vector<std::shared_ptr<Flight>> flights;
+  auto failure = Failure(status);
   for (Shard& shard : shards_) {
-    absl::MutexLock lock(&shard.mu);
-    for (const auto& entry : shard.flights) flights.push_back(entry.second);
-    for (const auto& entry : shard.forgotten) flights.push_back(entry.second);
-  }
-  for (const std::shared_ptr<Flight>& flight : flights) {
-    if (flight->lingering) {
-      Expire(flight);
-    } else {
-      Complete(flight, {status, ""}, /*cancel_fetch=*/true);
+    std::vector<std::pair<std::shared_ptr<Flight>, Ending>> endings;
+    {
+      absl::MutexLock lock(&shard.mu);
+      std::vector<std::shared_ptr<Flight>> flights;
+      for (const auto& entry : shard.flights) flights.push_back(entry.second);
+      for (const auto& entry : shard.forgotten) flights.push_back(entry.second);
+      for (std::shared_ptr<Flight>& flight : flights) {
+        flight->home->mu.AssertHeld();
+        Ending ending;
+        if (EndLocked(flight, failure, Source::kLocal, /*cancel_fetch=*/true,
+                      ending) &&
+            ending.was_active) {
+          endings.emplace_back(std::move(flight), std::move(ending));
+        }
+      }
     }
+    for (auto& [flight, ending] : endings) Settle(flight, ending);
   }
 }
 
 std::vector<FlightInfo> Group::InFlight() const {
   std::vector<FlightInfo> infos;
   absl::Time now = absl::Now();
-  auto describe = [&](const Flight& flight) {
-    if (flight.lingering) return;
-    infos.push_back(FlightInfo{flight.fetcher_name, flight.key,
-                               static_cast<uint32_t>(flight.waiters.size()),
-                               now - flight.started, flight.forgotten});
-  };
   for (const Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
+    auto describe = [&](const Flight& flight) {
+      flight.home->mu.AssertHeld();
+      if (flight.state == State::kLingering) return;
+      infos.push_back(FlightInfo{flight.fetcher_name, flight.key,
+                                 static_cast<uint32_t>(flight.waiters.size()),
+                                 now - flight.started, flight.forgotten});
+    };
     for (const auto& entry : shard.flights) describe(*entry.second);
     for (const auto& entry : shard.forgotten) describe(*entry.second);
   }

@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/concurrency_limiter.h"
 #include "core/fetcher.h"
 #include "core/flight_observer.h"
 #include "core/timer_queue.h"
@@ -177,6 +178,7 @@ class Group {
 
   using Table =
       absl::flat_hash_map<OwnedKey, std::shared_ptr<Flight>, KeyHash, KeyEq>;
+  // One sixteenth of the keys, under one mutex.
   struct Shard {
     mutable absl::Mutex mu;
     // Flights in progress, and finished ones that linger, by key.
@@ -187,20 +189,99 @@ class Group {
   };
   static constexpr size_t kShards = 16;
 
+  // Where a flight's life stands; group.cc has the transition table.
+  enum class State { kNew, kQueued, kStarting, kRunning, kLingering, kEnded };
+  // Where a flight's result comes from: only a fetcher's own results linger.
+  enum class Source { kFetcher, kLocal };
+
+  // One execution, and the waiters who want its outcome; after it finished, a
+  // lingering value.
+  struct Flight {
+    Flight(const NamedFetcher& fetcher, absl::string_view scope,
+           absl::string_view key, Shard* home)
+        : fetcher(fetcher),
+          fetcher_name(fetcher.name),
+          scope(scope),
+          key(key),
+          home(home) {}
+
+    // Used only while the flight runs (the fetcher may be gone once every
+    // waiter is answered); `fetcher_name` is the flight's own copy.
+    const NamedFetcher& fetcher;
+    const std::string fetcher_name;
+    const std::string scope;
+    const std::string key;
+    Shard* const home;
+    const absl::Time started = absl::Now();
+    const std::shared_ptr<CancellationSignal> cancellation =
+        std::make_shared<CancellationSignal>();
+
+    State state ABSL_GUARDED_BY(home->mu) = State::kNew;
+    // Set by Forget: the flight is in its shard's `forgotten` set, not its
+    // table, so that a newer flight may own the key.
+    bool forgotten ABSL_GUARDED_BY(home->mu) = false;
+    // Go's dups > 0: someone joined after the starter.
+    bool joined ABSL_GUARDED_BY(home->mu) = false;
+    // Its place in the limiter's queue while kQueued.
+    ConcurrencyLimiter::QueueTicket queue_ticket ABSL_GUARDED_BY(home->mu) = 0;
+    // When the fetch was called; unset before kStarting.
+    absl::Time fetch_started ABSL_GUARDED_BY(home->mu) = absl::InfinitePast();
+    TimerQueue::TimerId timeout_timer ABSL_GUARDED_BY(home->mu) = 0;
+    // The outcome, while lingering.
+    std::shared_ptr<const FlightResult> result ABSL_GUARDED_BY(home->mu);
+    uint64_t next_waiter_id ABSL_GUARDED_BY(home->mu) = kStarterId;
+    absl::flat_hash_map<uint64_t, Waiter> waiters ABSL_GUARDED_BY(home->mu);
+
+    static constexpr uint64_t kStarterId = 1;
+  };
+
+  // What ending a flight leaves to do once its shard is unlocked.
+  struct Ending {
+    std::shared_ptr<const FlightResult> result;
+    absl::flat_hash_map<uint64_t, Waiter> waiters;
+    bool joined = false;
+    TimerQueue::TimerId timer = 0;
+    absl::Duration linger = absl::ZeroDuration();
+    bool cancel_fetch = false;
+    // Set when the execution started: its end is to be reported.
+    absl::Time fetch_started = absl::InfinitePast();
+    // The flight's slot, to hand on after the waiters are told.
+    std::shared_ptr<ConcurrencyLimiter> release_slot_of;
+    // The flight's place in the limiter's queue, to give up.
+    std::shared_ptr<ConcurrencyLimiter> withdraw_from;
+    ConcurrencyLimiter::QueueTicket withdraw_ticket = 0;
+    // The flight was active: it gives back its unit of max_flights.
+    bool was_active = false;
+    // A waiter that left (Leave), told with `leaver_status` among the others.
+    Waiter leaver;
+    absl::Status leaver_status;
+  };
+
   Shard& ShardFor(KeyView key);
   // Runs the flight's fetch now, or when its fetcher's limiter allows.
   void Start(const std::shared_ptr<Flight>& flight, FetchRequest request);
-  void RunFetch(const std::shared_ptr<Flight>& flight, FetchRequest request);
-  // Ends the flight with `result` unless it already ended; with
-  // `cancel_fetch`, raises the fetch's cancellation signal before the waiters
-  // are told.
+  // Calls the fetcher, unless the flight ended while it waited for a slot.
+  // Returns whether it did (and so took the slot it was given, if any).
+  bool RunFetch(const std::shared_ptr<Flight>& flight, FetchRequest request);
+  // Ends the flight with `result` unless it already ended.
   void Complete(const std::shared_ptr<Flight>& flight, FlightResult result,
-                bool cancel_fetch = false);
+                Source source, bool cancel_fetch);
+  // The one way a flight ends (see the state table in group.cc): takes it out
+  // of its shard, or makes it linger, and fills `ending` with what is left to
+  // do. Returns false, and does nothing, if the flight already ended.
+  bool EndLocked(const std::shared_ptr<Flight>& flight,
+                 std::shared_ptr<const FlightResult> result, Source source,
+                 bool cancel_fetch, Ending& ending)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(flight->home->mu);
+  // Does, outside the locks, what EndLocked left to do: cancels the timer
+  // and the fetch, reports the execution, tells the waiters, and only then
+  // gives the fetcher's slot to the next flight.
+  void Settle(const std::shared_ptr<Flight>& flight, Ending& ending);
   // Drops a lingering flight from the table once its linger is over.
   void Expire(const std::shared_ptr<Flight>& flight);
   // Takes the flight out of its shard's table or forgotten set.
-  static void Detach(Shard& shard, Flight& flight)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  static void Detach(Flight& flight)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(flight.home->mu);
 
   TimerQueue* const timers_;
   FlightObserver* const observer_;
