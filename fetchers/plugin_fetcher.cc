@@ -61,6 +61,7 @@ class PluginFetcher::Completion {
                                            size_t max_value_bytes) {
     auto completion = std::shared_ptr<Completion>(
         new Completion(std::move(done), max_value_bytes));
+    absl::MutexLock lock(&completion->mu_);  // Not shared yet; for the checker.
     completion->held_by_plugin_ = completion;
     return completion;
   }
