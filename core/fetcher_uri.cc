@@ -1,6 +1,7 @@
 #include "core/fetcher_uri.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -40,6 +41,12 @@ absl::StatusOr<FetcherUri::Settings> FetcherUri::ParseSettings() const {
       return absl::InvalidArgumentError(absl::StrCat("fetcher URI \"", text,
                                                      "\": setting \"", pair,
                                                      "\" is not name=value"));
+    }
+    if (pair.find('\0') != absl::string_view::npos) {
+      // A C string would cut it short: two names could become one.
+      return absl::InvalidArgumentError(
+          absl::StrCat("fetcher URI \"", text, "\": setting \"",
+                       absl::CHexEscape(pair), "\" holds a NUL byte"));
     }
     if (!settings.insert(setting).second) {
       return absl::InvalidArgumentError(

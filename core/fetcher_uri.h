@@ -26,7 +26,7 @@ struct FetcherUri {
   static absl::StatusOr<FetcherUri> Parse(absl::string_view text);
 
   // The query as settings. Fails with INVALID_ARGUMENT if a setting is not
-  // name=value or is given twice.
+  // name=value, is given twice, or holds a NUL byte.
   absl::StatusOr<Settings> ParseSettings() const;
 };
 

@@ -35,6 +35,10 @@ TEST(FetcherUriTest, AnyQueryParsesButSettingsAreStrict) {
   ASSERT_TRUE(flag.ok()) << flag.status();  // A fine origin URL.
   EXPECT_FALSE(flag->ParseSettings().ok());
   EXPECT_FALSE(FetcherUri::Parse("echo:?a=1&a=2")->ParseSettings().ok());
+  // Found by plugin_settings_fuzzer: "a\0x" reached a plugin as "a".
+  EXPECT_FALSE(FetcherUri::Parse(std::string("echo:?a\0x=1&a=2", 15))
+                   ->ParseSettings()
+                   .ok());
 }
 
 class FetcherRegistryTest : public ::testing::Test {
