@@ -58,6 +58,7 @@ add_library(sf_server
   server/do_stream_reactor.cc
   server/logging.cc
   server/metrics.cc
+  server/request_decoding.cc
   server/request_validation.cc
   server/server.cc
   server/service.cc)
@@ -81,6 +82,8 @@ add_executable(server_tests
   tests/server/call_metadata_test.cc
   tests/server/config_test.cc
   tests/server/do_response_encoder_test.cc
+  tests/server/do_stream_reactor_test.cc
+  tests/server/request_decoding_test.cc
   tests/server/request_validation_test.cc
   tests/server/service_test.cc)
 target_link_libraries(server_tests PRIVATE sf_server sf_client GTest::gmock

@@ -7,6 +7,7 @@
 #include "server/call_metadata.h"
 #include "server/do_response_encoder.h"
 #include "server/grpc_status.h"
+#include "server/request_decoding.h"
 #include "server/request_validation.h"
 #include "singleflight/v1/singleflight.grpc.pb.h"
 
@@ -72,13 +73,11 @@ grpc::ServerUnaryReactor* StartDoCall(grpc::CallbackServerContext* context,
                                       grpc::ByteBuffer* response) {
   absl::Time started = absl::Now();
   v1::DoRequest request;
-  grpc::ByteBuffer buffer(raw_request);  // Shares the slices; no copy.
-  if (!grpc::SerializationTraits<v1::DoRequest>::Deserialize(&buffer, &request)
-           .ok()) {
-    metrics->CallEnded(nullptr, absl::StatusCode::kInvalidArgument,
-                       absl::ZeroDuration(), /*stream_item=*/false);
-    return FinishNow(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                           "the request is not a DoRequest"));
+  absl::Status decoded = DecodeDoRequest(raw_request, &request);
+  if (!decoded.ok()) {
+    metrics->CallEnded(nullptr, decoded.code(), absl::ZeroDuration(),
+                       /*stream_item=*/false);
+    return FinishNow(context, ToGrpcStatus(decoded));
   }
   absl::StatusOr<const NamedFetcher*> fetcher =
       ResolveRequest(registry, request.fetcher(), request.key());

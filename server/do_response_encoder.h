@@ -3,20 +3,30 @@
 
 #include <grpcpp/support/byte_buffer.h>
 
+#include <cstdint>
 #include <memory>
 
 #include "core/group.h"
 
 namespace singleflight {
 
-// The wire form of a successful unary DoResponse {value, shared}, built
-// without serializing a message or copying a large value: the value's bytes
-// go out from the flight's shared result, which the buffer keeps alive, so a
-// flight's value costs the same whether it has one waiter or a thousand.
+// Wire forms of DoResponse built without serializing a message or copying a
+// large value: the value's bytes go out from the flight's shared result,
+// which the buffer keeps alive, so a flight's value costs the same whether it
+// has one waiter or a thousand. Each is byte for byte what serializing the
+// equivalent v1::DoResponse gives.
 //
-// Pure function; thread-safe.
+// Pure functions; thread-safe.
+
+// A successful unary reply {value, shared}.
 grpc::ByteBuffer EncodeDoResponse(std::shared_ptr<const FlightResult> result,
                                   bool shared);
+
+// A DoStream reply {id, value, shared, status}: value and shared only when
+// `result` is OK; status always, code 0 for OK (stream items always carried
+// one).
+grpc::ByteBuffer EncodeDoStreamResponse(
+    uint64_t id, std::shared_ptr<const FlightResult> result, bool shared);
 
 }  // namespace singleflight
 

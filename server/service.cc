@@ -13,7 +13,7 @@ namespace {
 
 // A DoStream refused before it started.
 class RefusedStream
-    : public grpc::ServerBidiReactor<v1::DoRequest, v1::DoResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   explicit RefusedStream(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
@@ -53,12 +53,17 @@ grpc::ServerUnaryReactor* SingleFlightService::Do(
   return StartDoCall(context, group_, registry_, metrics_, *request, response);
 }
 
-grpc::ServerBidiReactor<v1::DoRequest, v1::DoResponse>*
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 SingleFlightService::DoStream(grpc::CallbackServerContext* context) {
   absl::Status allowed = Admit(context, Role::kCaller);
   if (!allowed.ok()) return new RefusedStream(ToGrpcStatus(allowed));
+  // A drain that begins after this check is seen by the reactor itself.
+  if (streams_.draining()) {
+    return new RefusedStream(
+        grpc::Status(grpc::StatusCode::UNAVAILABLE, kShuttingDownMessage));
+  }
   return new DoStreamReactor(context, group_, registry_, metrics_,
-                             stream_limits_);
+                             stream_limits_, &streams_);
 }
 
 grpc::ServerUnaryReactor* SingleFlightService::Refuse(

@@ -17,11 +17,14 @@ namespace singleflight {
 //
 // Access control (bearer tokens) is checked first in every RPC.
 //
-// Thread-safe. REQUIRES: `group`, `registry`, `metrics` and `access` outlive
-// the service.
+// Thread-safe (BeginDrain included). REQUIRES: `group`, `registry`, `metrics`
+// and `access` outlive the service.
 class SingleFlightService final
     : public v1::SingleFlight::WithRawCallbackMethod_Do<
-          v1::SingleFlight::CallbackService> {
+          v1::SingleFlight::WithRawCallbackMethod_DoStream<
+              v1::SingleFlight::WithCallbackMethod_Forget<
+                  v1::SingleFlight::WithCallbackMethod_InFlight<
+                      v1::SingleFlight::Service>>>> {
  public:
   // `stream_limits` bound what each DoStream buffers.
   SingleFlightService(Group* group, const FetcherRegistry* registry,
@@ -32,7 +35,8 @@ class SingleFlightService final
   grpc::ServerUnaryReactor* Do(grpc::CallbackServerContext* context,
                                const grpc::ByteBuffer* request,
                                grpc::ByteBuffer* response) override;
-  grpc::ServerBidiReactor<v1::DoRequest, v1::DoResponse>* DoStream(
+  // Raw: see DoStreamReactor.
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* DoStream(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* Forget(grpc::CallbackServerContext* context,
                                    const v1::ForgetRequest* request,
@@ -40,6 +44,14 @@ class SingleFlightService final
   grpc::ServerUnaryReactor* InFlight(grpc::CallbackServerContext* context,
                                      const v1::InFlightRequest* request,
                                      v1::InFlightResponse* response) override;
+
+  // For a shutdown: from now on new DoStreams fail at once with UNAVAILABLE,
+  // and every open one stops reading and ends once its pending replies are
+  // written, with OK if the client had half-closed, else UNAVAILABLE (at
+  // once if nothing is pending). Unary calls are not affected.
+  void BeginDrain() { streams_.BeginDrain(); }
+  // DoStreams not yet over (OnDone not yet run).
+  int open_streams() const { return streams_.size(); }
 
  private:
   // OK if the caller may call an RPC needing `role`; counts refusals.
@@ -53,6 +65,7 @@ class SingleFlightService final
   ServerMetrics* const metrics_;
   const AccessControl& access_;
   const StreamLimits stream_limits_;
+  DoStreamRegistry streams_;
 };
 
 }  // namespace singleflight

@@ -217,9 +217,11 @@ TEST_F(SecurityE2eTest, LimitsRefuseWithResourceExhausted) {
                                codes[reply.id()] = reply.status().code();
                              })
                   .ok());
+  // --max_stream_pending does not refuse: the third item waits until the
+  // stream is back under its limit (the server stops reading), then succeeds.
   EXPECT_EQ(codes[1], 0);
   EXPECT_EQ(codes[2], 0);
-  EXPECT_EQ(codes[3], static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+  EXPECT_EQ(codes[3], 0);
 }
 
 }  // namespace

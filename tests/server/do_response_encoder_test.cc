@@ -48,6 +48,65 @@ INSTANTIATE_TEST_SUITE_P(Sizes, DoResponseEncoderTest,
                                                               300000, 1 << 20),
                                             ::testing::Bool()));
 
+struct StreamCase {
+  uint64_t id;
+  absl::Status status;
+  size_t value_bytes;
+  bool shared;
+};
+
+class DoStreamResponseEncoderTest
+    : public ::testing::TestWithParam<StreamCase> {};
+
+// Byte for byte what the typed DoStream wrote: status always present.
+TEST_P(DoStreamResponseEncoderTest, IsTheSerializedMessage) {
+  const StreamCase& c = GetParam();
+  std::string value(c.status.ok() ? c.value_bytes : 0, 'x');
+  auto result =
+      std::make_shared<const FlightResult>(FlightResult{c.status, value});
+  v1::DoResponse expected;
+  expected.set_id(c.id);
+  if (c.status.ok()) {
+    expected.set_value(value);
+    expected.set_shared(c.shared);
+  }
+  expected.mutable_status()->set_code(static_cast<int32_t>(c.status.code()));
+  expected.mutable_status()->set_message(std::string(c.status.message()));
+  std::string wire;
+  ASSERT_TRUE(expected.SerializeToString(&wire));
+
+  grpc::ByteBuffer buffer = EncodeDoStreamResponse(c.id, result, c.shared);
+  grpc::Slice flat;
+  ASSERT_TRUE(buffer.DumpToSingleSlice(&flat).ok());
+  EXPECT_EQ(
+      std::string(reinterpret_cast<const char*>(flat.begin()), flat.size()),
+      wire);
+  EXPECT_TRUE(Decode(std::move(buffer)).has_status());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, DoStreamResponseEncoderTest,
+    ::testing::Values(
+        StreamCase{0, absl::OkStatus(), 0, false},
+        StreamCase{1, absl::OkStatus(), 5, true},
+        StreamCase{300, absl::OkStatus(), 1025, false},
+        StreamCase{uint64_t{1} << 63, absl::OkStatus(), 1 << 20, true},
+        StreamCase{7, absl::NotFoundError("no fetcher \"x\""), 0, true},
+        StreamCase{0, absl::InvalidArgumentError(std::string(200, 'm')), 0,
+                   false},
+        StreamCase{9, absl::UnavailableError(""), 0, false}));
+
+TEST(DoResponseEncoderLifetimeTest, StreamReplyKeepsTheValueAlive) {
+  auto result = std::make_shared<const FlightResult>(
+      FlightResult{absl::OkStatus(), std::string(1 << 16, 'v')});
+  grpc::ByteBuffer buffer = EncodeDoStreamResponse(3, result, false);
+  EXPECT_EQ(result.use_count(), 2);  // Referenced, not copied.
+  result.reset();
+  v1::DoResponse response = Decode(std::move(buffer));
+  EXPECT_EQ(response.id(), 3u);
+  EXPECT_EQ(response.value(), std::string(1 << 16, 'v'));
+}
+
 TEST(DoResponseEncoderLifetimeTest, BufferKeepsTheValueAlive) {
   auto result = std::make_shared<const FlightResult>(
       FlightResult{absl::OkStatus(), std::string(1 << 16, 'v')});
