@@ -11,10 +11,10 @@
 // this build.
 //
 // Checked: parsing never crashes; a parsed URI puts back together into its
-// text; settings parse only from name=value pairs; Add fails only with
-// INVALID_ARGUMENT or FAILED_PRECONDITION, and fails whenever the URI does
-// not parse; an added fetcher is found under its name, with its URI, and the
-// name cannot be added twice.
+// text; settings parse only from name=value pairs without NUL bytes; Add fails
+// only with INVALID_ARGUMENT or FAILED_PRECONDITION, and fails whenever the URI
+// does not parse; an added fetcher is found under its name, with its URI, and
+// the name cannot be added twice.
 #include <dlfcn.h>
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -64,6 +64,9 @@ void CheckParse(const std::string& text) {
   }
   for (const auto& [name, value] : *settings) {
     FuzzCheck(!name.empty(), "setting names are not empty");
+    FuzzCheck(name.find('\0') == std::string::npos &&
+                  value.find('\0') == std::string::npos,
+              "settings hold no NUL");
     FuzzCheck(name.find('&') == std::string::npos &&
                   name.find('=') == std::string::npos &&
                   value.find('&') == std::string::npos,
