@@ -56,6 +56,7 @@ add_library(sf_server
   server/do_reactor.cc
   server/do_response_encoder.cc
   server/do_stream_reactor.cc
+  server/log_rate_limiter.cc
   server/logging.cc
   server/metrics.cc
   server/request_decoding.cc
@@ -82,6 +83,7 @@ add_executable(server_tests
   tests/server/call_metadata_test.cc
   tests/server/config_test.cc
   tests/server/do_response_encoder_test.cc
+  tests/server/logging_test.cc
   tests/server/do_stream_reactor_test.cc
   tests/server/request_decoding_test.cc
   tests/server/request_validation_test.cc

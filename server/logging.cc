@@ -1,13 +1,20 @@
 #include "server/logging.h"
 
+#include <google/protobuf/stubs/logging.h>
+#include <grpc/support/log.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/log_rate_limiter.h"
 
 namespace singleflight {
 namespace {
@@ -47,6 +54,69 @@ void Log(spdlog::level::level_enum level, absl::string_view message) {
   }
 }
 
+LogRateLimiter& ForeignLogLimiter() {
+  static LogRateLimiter* limiter =
+      new LogRateLimiter(kForeignLinesPerSecond, absl::Seconds(1));
+  return *limiter;
+}
+
+// Whether gRPC's tracers (GRPC_TRACE) were asked for: their lines are not
+// rate-limited.
+std::atomic<bool> grpc_tracing{false};
+
+// One line of another library's log, as "SOURCE: MESSAGE (FILE:LINE)".
+void LogForeign(const char* source, spdlog::level::level_enum level,
+                absl::string_view message, absl::string_view file, int line,
+                bool limited) {
+  if (!spdlog::should_log(level)) return;
+  if (limited) {
+    LogRateLimiter::Decision decision =
+        ForeignLogLimiter().Admit(source, absl::Now());
+    if (!decision.log) return;
+    if (decision.suppressed > 0) {
+      Log(level, absl::StrCat(source, ": suppressed ", decision.suppressed,
+                              " lines (more than ", kForeignLinesPerSecond,
+                              " a second)"));
+    }
+  }
+  Log(level, absl::StrCat(source, ": ", message, " (", file, ":", line, ")"));
+}
+
+void LogProtobuf(google::protobuf::LogLevel level, const char* filename,
+                 int line, const std::string& message) {
+  spdlog::level::level_enum ours = spdlog::level::critical;
+  switch (level) {
+    case google::protobuf::LOGLEVEL_INFO:
+      ours = spdlog::level::info;
+      break;
+    case google::protobuf::LOGLEVEL_WARNING:
+      ours = spdlog::level::warn;
+      break;
+    case google::protobuf::LOGLEVEL_ERROR:
+      ours = spdlog::level::err;
+      break;
+    case google::protobuf::LOGLEVEL_FATAL:
+      break;
+  }
+  LogForeign("protobuf", ours, absl::StripTrailingAsciiWhitespace(message),
+             filename, line, level != google::protobuf::LOGLEVEL_FATAL);
+}
+
+void LogGrpc(gpr_log_func_args* args) {
+  spdlog::level::level_enum ours = spdlog::level::err;
+  if (args->severity == GPR_LOG_SEVERITY_DEBUG) ours = spdlog::level::debug;
+  if (args->severity == GPR_LOG_SEVERITY_INFO) ours = spdlog::level::info;
+  LogForeign("grpc", ours, args->message, args->file, args->line,
+             !grpc_tracing.load(std::memory_order_relaxed));
+}
+
+// What gRPC is to log at our `level`: its info lines are start-up details,
+// for debugging only.
+gpr_log_severity GrpcVerbosity(spdlog::level::level_enum level) {
+  return level <= spdlog::level::debug ? GPR_LOG_SEVERITY_DEBUG
+                                       : GPR_LOG_SEVERITY_ERROR;
+}
+
 }  // namespace
 
 absl::Status SetUpLogging(const std::string& level, bool json) {
@@ -67,7 +137,27 @@ absl::Status SetUpLogging(const std::string& level, bool json) {
   } else {
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %L %v");
   }
+  google::protobuf::SetLogHandler(&LogProtobuf);
+  const char* tracers = std::getenv("GRPC_TRACE");
+  grpc_tracing = tracers != nullptr && *tracers != '\0';
+  if (std::getenv("GRPC_VERBOSITY") == nullptr) {
+    gpr_set_log_verbosity(GrpcVerbosity(parsed));
+  }
+  gpr_set_log_function(&LogGrpc);
   return absl::OkStatus();
+}
+
+void PrintFatalError(absl::string_view message) {
+  std::string line =
+      json_lines.load(std::memory_order_relaxed)
+          ? absl::StrCat(R"({"time":")",
+                         absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(),
+                                          absl::UTCTimeZone()),
+                         R"(","level":"critical","msg":)", JsonString(message),
+                         "}\n")
+          : absl::StrCat("singleflightd: ", message, "\n");
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
 }
 
 void LogDebug(absl::string_view message) { Log(spdlog::level::debug, message); }

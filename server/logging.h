@@ -16,7 +16,20 @@ namespace singleflight {
 // Sets up spdlog's default logger. `level` is one of trace, debug, info,
 // warning, error, off. Fails with INVALID_ARGUMENT on another level.
 // Call once, before serving.
+//
+// Also routes the logs of Protobuf and gRPC (GRPC_VERBOSITY, if set, still
+// chooses what gRPC logs) through this log, at its level and in its format,
+// at most kForeignLinesPerSecond lines per second from each, with a note of
+// how many lines were dropped: a client sending undecodable requests must not
+// flood the log.
 absl::Status SetUpLogging(const std::string& level, bool json);
+
+inline constexpr int kForeignLinesPerSecond = 10;
+
+// Writes `message` to stderr whatever the log level: an error that stops the
+// server, which the operator must see. A JSON line with SetUpLogging's
+// `json`.
+void PrintFatalError(absl::string_view message);
 
 void LogDebug(absl::string_view message);
 void LogInfo(absl::string_view message);

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <iostream>
 #include <optional>
 #include <string>
 #include <utility>
@@ -152,7 +151,7 @@ std::vector<std::string> TakeRepeatedFlag(const char* name, int& argc,
 }
 
 int Fail(const std::string& message) {
-  std::cerr << "singleflightd: " << message << std::endl;
+  singleflight::PrintFatalError(message);
   return 2;
 }
 
@@ -272,6 +271,18 @@ int main(int argc, char** argv) {
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
+  if (config.drain_grace > absl::ZeroDuration()) {
+    // Load balancers see NOT_SERVING and move away while calls are still
+    // served; a second signal cuts the grace short.
+    singleflight::LogInfo(absl::StrCat(
+        strsignal(signal_number), ": reporting NOT_SERVING for ",
+        absl::FormatDuration(config.drain_grace), " before draining"));
+    (*server)->ReportNotServing();
+    timespec grace = absl::ToTimespec(config.drain_grace);
+    if (sigtimedwait(&signals, nullptr, &grace) > 0) {
+      singleflight::LogInfo("second signal: draining now");
+    }
+  }
   absl::Duration drain = config.drain_timeout;
   singleflight::LogInfo(absl::StrCat(strsignal(signal_number),
                                      ": draining for up to ",

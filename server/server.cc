@@ -1,15 +1,22 @@
 #include "server/server.h"
 
+#include <errno.h>
+#include <grpc/grpc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
 #include "fetchers/builtin_fetchers.h"
 #include "grpc/health/v1/health.pb.h"
 
@@ -52,6 +59,45 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
         GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
   return grpc::SslServerCredentials(options);
+}
+
+// Whether binding `listen` (HOST:PORT, as gRPC takes it) fails because
+// another socket listens there. Asked after gRPC failed to listen, which
+// does not say why.
+bool AddressInUse(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || absl::StartsWith(listen, "unix:")) {
+    return false;
+  }
+  absl::string_view host = absl::string_view(listen).substr(0, colon);
+  absl::ConsumePrefix(&host, "[");
+  absl::ConsumeSuffix(&host, "]");
+  std::string host_name(host);
+  std::string port = listen.substr(colon + 1);
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* addresses = nullptr;
+  if (getaddrinfo(host_name.empty() ? nullptr : host_name.c_str(), port.c_str(),
+                  &hints, &addresses) != 0) {
+    return false;
+  }
+  bool in_use = false;
+  for (addrinfo* address = addresses; address != nullptr && !in_use;
+       address = address->ai_next) {
+    int fd = socket(address->ai_family, address->ai_socktype | SOCK_CLOEXEC,
+                    address->ai_protocol);
+    if (fd < 0) continue;
+    // As gRPC does, so that connections in TIME_WAIT do not count.
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    in_use = bind(fd, address->ai_addr, address->ai_addrlen) != 0 &&
+             errno == EADDRINUSE;
+    close(fd);
+  }
+  freeaddrinfo(addresses);
+  return in_use;
 }
 
 }  // namespace
@@ -109,8 +155,8 @@ absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
   server->service_ = std::make_unique<SingleFlightService>(
       &server->group_, &registry, &server->metrics_, &server->access_,
       StreamLimits{static_cast<size_t>(std::max(0, config.max_stream_pending)),
-                   static_cast<size_t>(std::max<int64_t>(
-                       0, config.max_stream_buffer_bytes))});
+                   static_cast<size_t>(
+                       std::max<int64_t>(0, config.max_stream_buffer_bytes))});
   grpc::EnableDefaultHealthCheckService(true);
   // Reflection describes what is in the binary's descriptor pool; naming a
   // health message links health.proto in, so that grpc.health.v1.Health can
@@ -126,36 +172,72 @@ absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
   if (config.max_message_bytes > 0) {
     builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   }
+  // Without this gRPC sets SO_REUSEPORT, and a second server on the port
+  // would start and take half of its connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   if (config.max_concurrent_streams > 0) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                                config.max_concurrent_streams);
   }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", config.listen));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", config.listen,
+        AddressInUse(config.listen)
+            ? ": the address is in use (is another singleflightd running?)"
+            : ""));
   }
-  server->server_->GetHealthCheckService()->SetServingStatus(true);
+  grpc::HealthCheckServiceInterface* health =
+      server->server_->GetHealthCheckService();
+  health->SetServingStatus(v1::SingleFlight::service_full_name(), true);
+  health->SetServingStatus(true);
   return server;
 }
 
 SingleFlightServer::~SingleFlightServer() { Shutdown(absl::ZeroDuration()); }
 
+void SingleFlightServer::ReportNotServing() {
+  if (server_ == nullptr) return;
+  // Every service name the health service knows.
+  server_->GetHealthCheckService()->SetServingStatus(false);
+}
+
+bool SingleFlightServer::Idle() const {
+  return service_->open_streams() == 0 && group_.InFlight().empty();
+}
+
 void SingleFlightServer::Shutdown(absl::Duration drain) {
   if (server_ == nullptr) return;
-  server_->GetHealthCheckService()->SetServingStatus(false);
-  // gRPC stops accepting calls at once and, at its deadline, cancels the
-  // calls left; that deadline is set past the drain so that waiters left
-  // get UNAVAILABLE from FailAll below, not CANCELLED.
+  ReportNotServing();
+  service_->BeginDrain();
+  // gRPC stops accepting calls at once, sends every connection a GOAWAY and
+  // returns once every connection has closed. It closes one only after its
+  // client acknowledged a ping sent with the GOAWAY, which an idle client
+  // (no call in progress, nothing polling its connection) may never do: the
+  // connections left are closed below instead.
   absl::Time drained = absl::Now() + drain;
-  std::thread stopper([this, drained] {
-    server_->Shutdown(absl::ToChronoTime(drained + kStreamGrace));
+  absl::Notification stopped;
+  std::thread stopper([this, &stopped] {
+    server_->Shutdown();
+    stopped.Notify();
   });
-  while (absl::Now() < drained && !group_.InFlight().empty()) {
-    absl::SleepFor(absl::Milliseconds(20));
+  while (absl::Now() < drained && !Idle()) {
+    if (stopped.WaitForNotificationWithTimeout(absl::Milliseconds(10))) break;
   }
+  bool idle = Idle();
   group_.FailAll(absl::UnavailableError(
       "the server is shutting down; try another replica"));
+  // Replies given to gRPC (and UNAVAILABLE to the waiters just failed) are
+  // written, and their streams end, while connections may still close by
+  // themselves.
+  stopped.WaitForNotificationWithTimeout(idle ? kSettle : kStreamGrace);
+  // Cancels what is left and closes every connection; repeated in case the
+  // stopper had not begun gRPC's shutdown yet (a connection accepted before
+  // it would be left open).
+  while (!stopped.HasBeenNotified()) {
+    grpc_server_cancel_all_calls(server_->c_server());
+    stopped.WaitForNotificationWithTimeout(absl::Milliseconds(100));
+  }
   stopper.join();
   server_->Wait();
   server_.reset();

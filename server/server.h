@@ -42,21 +42,36 @@ class SingleFlightServer {
   int metrics_port() const { return metrics_port_; }
   const FetcherRegistry& registry() const { return registry_; }
 
-  // Reports NOT_SERVING and stops accepting calls (new ones get
-  // UNAVAILABLE), lets flights in progress finish for up to `drain`, then
-  // fails the waiters left with UNAVAILABLE. Streams still open a moment
-  // later are cancelled. Returns once every call is over.
+  // Reports NOT_SERVING on the health service (for "" and for
+  // singleflight.v1.SingleFlight) while calls go on being served as before:
+  // call it a while before Shutdown (--drain_grace), so that load balancers'
+  // health checks move traffic away before the server stops accepting it.
+  void ReportNotServing();
+
+  // Reports NOT_SERVING, stops accepting calls (gRPC sends every connection
+  // a GOAWAY; new streams get UNAVAILABLE) and ends idle DoStreams at once.
+  // Lets flights in progress finish for up to `drain`, then fails the
+  // waiters left with UNAVAILABLE. Returns as soon as nothing is pending:
+  // at once when idle, even with idle client connections open (they are
+  // closed), and at most about kStreamGrace after `drain` otherwise.
   void Shutdown(absl::Duration drain);
 
  private:
   SingleFlightServer();
 
+  // How long after the drain the replies left (UNAVAILABLE) have to be
+  // written, and their streams to end, before every connection is closed.
+  static constexpr absl::Duration kStreamGrace = absl::Seconds(1);
+  // How long connections may take to close by themselves once nothing is
+  // pending (replies handed to gRPC being written), before they are closed.
+  static constexpr absl::Duration kSettle = absl::Milliseconds(200);
+
+  // Whether no call waits for anything: no flight, no open DoStream.
+  bool Idle() const;
+
   // Destroyed in reverse order: the metrics endpoint, the server (every call
   // over), the fetchers, the timer thread (no callback running), the group,
   // and the metrics the group reported to.
-  // How long after the drain open streams have to end by themselves.
-  static constexpr absl::Duration kStreamGrace = absl::Seconds(1);
-
   ServerMetrics metrics_;
   FlightLog flight_log_;
   ObserverList observers_{{&metrics_, &flight_log_}};

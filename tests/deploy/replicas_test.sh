@@ -9,9 +9,13 @@
 #   2. 60 keys: each replica executes some (singleflight_executions_total).
 #   3. SIGKILL of a replica while its flights run: every caller still gets an
 #      answer; its keys move to the other two, where they coalesce again.
+#   4. SIGTERM of the replica running a hot key under load (sfload): HAProxy's
+#      gRPC health check sees NOT_SERVING during the replica's --drain_grace
+#      and moves the key; no call fails (none ends UNKNOWN), the replica
+#      exits 0.
 #
 # Usage: tests/deploy/replicas_test.sh [BIN_DIR]   (default: build/bin)
-# Needs haproxy (Debian `haproxy`) and python3. Takes about 20 s. Exits 0 on
+# Needs haproxy (Debian `haproxy`) and python3. Takes about 25 s. Exits 0 on
 # success, 1 with a FAIL line otherwise. Bounded: it ends after 90 s at most;
 # every process it started is killed and its temporary directory removed on
 # any exit.
@@ -106,7 +110,8 @@ sys.exit(0 if rows and all(r["status"].startswith(want) for r in rows) else 1)' 
 }
 
 command -v haproxy > /dev/null || fail "haproxy is not installed (apt-get install haproxy)"
-[[ -x "$sfctl" && -x "$bin/singleflightd" ]] || fail "no sfctl/singleflightd in $bin"
+[[ -x "$sfctl" && -x "$bin/singleflightd" && -x "$bin/sfload" ]] ||
+  fail "no sfctl/singleflightd/sfload in $bin"
 
 step "origin, three replicas, HAProxy"
 python3 "$root/tests/origin/http_origin.py" --port 0 > "$work/origin.log" 2>&1 &
@@ -121,7 +126,8 @@ for i in 1 2 3; do
   "$bin/singleflightd" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
     --fetcher="web=http://127.0.0.1:$origin_port/item/{key}?delay_ms=800" \
     --fetcher="slow=http://127.0.0.1:$origin_port/item/{key}?delay_ms=4000" \
-    --default_fetcher=web --log_level=warning > "$work/replica$i.log" 2>&1 &
+    --default_fetcher=web --drain_grace=2s --log_level=warning \
+    > "$work/replica$i.log" 2>&1 &
   replica_pids+=($!)
 done
 for i in 1 2 3; do
@@ -262,5 +268,44 @@ if bad:
     sys.exit(f"origin requests for one wave of 5 callers, want 1 a key: {bad}")
 PY
 echo "after the kill: ${#moved[@]} keys moved to the survivors; one origin request a key"
+
+step "4. the replica running a hot key SIGTERMed under load"
+# 200 callers in a closed loop on one key (800 ms flights) through HAProxy,
+# for 6 s (about 1,500 calls); the replica running the key gets SIGTERM
+# 2.5 s in. It reports NOT_SERVING for its --drain_grace (2 s) while still
+# answering; HAProxy's gRPC health check marks it DOWN and sends the key's
+# new calls to the survivor; then it drains (its last flight has ended) and
+# exits. Every call must get its value: none may end UNKNOWN (a reply cut
+# before its trailers) or be refused.
+hot=hot-0
+"$bin/sfload" "${proxy[@]}" --keys=hot --key_prefix=hot- --concurrency=200 \
+  --channels=8 --duration=6s --deadline=20s --json \
+  > "$work/hot.json" 2> "$work/hot.err" &
+load_pid=$!
+started=$SECONDS
+hot_owner() {
+  for i in 1 3; do
+    flights_on "$i" | grep -q "^$hot " && { victim2=$i; return 0; }
+  done
+  return 1
+}
+wait_for 5 hot_owner || fail "no replica runs $hot"
+sleep "$(python3 -c "print(max(0, 2.5 - ($SECONDS - $started)))")"
+kill -TERM "${replica_pids[$victim2]}"
+echo "$(date +%T) SIGTERM to replica $victim2, which runs $hot"
+wait "$load_pid" || fail "sfload failed: $(cat "$work/hot.err")"
+drained=0
+wait "${replica_pids[$victim2]}" || drained=$?
+((drained == 0)) || fail "replica $victim2 exited with status $drained after SIGTERM"
+replicas_are DOWN "$victim2" || fail "HAProxy does not show replica $victim2 DOWN"
+python3 - "$work/hot.json" <<'PY' || fail "calls failed through the SIGTERM: $(cat "$work/hot.json")"
+import json, sys
+report = json.load(open(sys.argv[1]))
+print(f"calls={report['calls']} ok={report['ok']} errors={report['errors']}")
+assert report["calls"] >= 1000, report
+assert "UNKNOWN" not in report["errors"], report["errors"]
+assert report["error_count"] == 0, report["errors"]
+PY
+echo "replica $victim2 drained and exited 0"
 
 step "all passed"

@@ -1,5 +1,7 @@
 // End-to-end tests of how calls and flights end early: deadlines,
-// cancellation, fetch timeouts, and the drain on SIGTERM.
+// cancellation, fetch timeouts, and the drain on SIGTERM; and of how the
+// server starts, stops and logs.
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -15,15 +17,69 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/server_process.h"
 
 namespace singleflight {
 namespace e2e {
 namespace {
+
+using ::grpc::health::v1::HealthCheckRequest;
+using ::grpc::health::v1::HealthCheckResponse;
+using ::testing::HasSubstr;
+
+constexpr char kServiceName[] = "singleflight.v1.SingleFlight";
+
+// The health status of `service` ("" for the server), asked on a connection
+// of its own; UNKNOWN if the call fails.
+HealthCheckResponse::ServingStatus HealthOf(const std::string& target,
+                                            const std::string& service) {
+  auto health = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(2));
+  HealthCheckRequest request;
+  request.set_service(service);
+  HealthCheckResponse response;
+  if (!health->Check(&context, request, &response).ok()) {
+    return HealthCheckResponse::UNKNOWN;
+  }
+  return response.status();
+}
+
+// Sends `body` as a unary Do call without encoding it: bytes a client's
+// stub could not send. Returns the call's status.
+grpc::Status RawDo(grpc::GenericStub& stub, const std::string& body) {
+  grpc::Slice slice(body);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10));
+  absl::Notification done;
+  grpc::Status status;
+  stub.UnaryCall(&context, "/singleflight.v1.SingleFlight/Do",
+                 grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status result) {
+                   status = std::move(result);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  return status;
+}
+
+// A DoRequest whose key (field 1, 2 bytes) is not UTF-8.
+const std::string& UndecodableRequest() {
+  static const std::string* body = new std::string("\x0a\x02\xff\xfe", 4);
+  return *body;
+}
 
 TEST(LifecycleE2eTest, DeadlineEndsOnlyThatCaller) {
   auto server = ServerProcess::Start({"--fetcher=slow=echo:?delay=2s"});
@@ -306,6 +362,130 @@ TEST(LifecycleE2eTest, StreamCancellationLeavesOtherWaitersAlone) {
   ASSERT_TRUE(unary.ok()) << unary.status();
   EXPECT_EQ(unary->value, "s");
   EXPECT_TRUE(unary->shared);
+}
+
+// gRPC sets SO_REUSEPORT unless told not to: a second server would start on
+// the port and take half of its connections.
+TEST(LifecycleE2eTest, ASecondServerOnAPortInUseRefusesToStart) {
+  auto first = ServerProcess::Start({});
+  ASSERT_TRUE(first.ok()) << first.status();
+
+  CommandResult second = RunBinary(
+      "singleflightd", {"--listen=" + (*first)->target()}, absl::Seconds(10));
+
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_THAT(second.err, HasSubstr("cannot listen on " + (*first)->target() +
+                                    ": the address is in use"));
+  EXPECT_EQ(HealthOf((*first)->target(), ""), HealthCheckResponse::SERVING);
+}
+
+// With nothing in flight, neither an idle connection nor an idle DoStream
+// holds the exit (they did for 4-5 s and for the whole drain_timeout plus a
+// second).
+TEST(LifecycleE2eTest, IdleConnectionsAndStreamsDoNotHoldTheExit) {
+  auto server = ServerProcess::Start({"--drain_timeout=10s"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::unique_ptr<Client> client = Client::Connect((*server)->target());
+  std::unique_ptr<Client> idle = Client::Connect((*server)->target());
+  ASSERT_TRUE(idle->Do("warm-up").ok());
+  grpc::ClientContext context;
+  auto stream = client->stub().DoStream(&context);
+  ASSERT_TRUE(stream->Write(MakeRequest("s", "", 1)));
+  v1::DoResponse reply;
+  ASSERT_TRUE(stream->Read(&reply));
+
+  absl::Time signalled = absl::Now();
+  (*server)->Signal(SIGTERM);
+  bool more = stream->Read(&reply);
+  grpc::Status stream_status = stream->Finish();
+  std::optional<int> exit_status = (*server)->WaitForExit(absl::Seconds(15));
+  absl::Duration took = absl::Now() - signalled;
+
+  EXPECT_FALSE(more) << "unexpected reply id " << reply.id();
+  ASSERT_TRUE(exit_status.has_value());
+  EXPECT_TRUE(WIFEXITED(*exit_status) && WEXITSTATUS(*exit_status) == 0)
+      << "wait status " << *exit_status;
+  EXPECT_LT(took, absl::Seconds(2)) << stream_status.error_message();
+}
+
+// --drain_grace: health checks see NOT_SERVING (under both names) while
+// calls, on new connections too, are still served; then the server drains.
+TEST(LifecycleE2eTest, DrainGraceReportsNotServingWhileStillServing) {
+  auto server =
+      ServerProcess::Start({"--drain_grace=2s", "--drain_timeout=5s"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string& target = (*server)->target();
+  ASSERT_EQ(HealthOf(target, ""), HealthCheckResponse::SERVING);
+  ASSERT_EQ(HealthOf(target, kServiceName), HealthCheckResponse::SERVING);
+
+  absl::Time signalled = absl::Now();
+  (*server)->Signal(SIGTERM);
+  bool not_serving = PollUntil(absl::Seconds(1), [&] {
+    return HealthOf(target, "") == HealthCheckResponse::NOT_SERVING;
+  });
+  HealthCheckResponse::ServingStatus by_name = HealthOf(target, kServiceName);
+  absl::StatusOr<DoResult> during_grace =
+      Client::Connect(target)->Do("during-grace");
+  bool in_grace = absl::Now() - signalled < absl::Milliseconds(1500);
+  std::optional<int> exit_status = (*server)->WaitForExit(absl::Seconds(10));
+
+  EXPECT_TRUE(not_serving);
+  EXPECT_EQ(by_name, HealthCheckResponse::NOT_SERVING);
+  ASSERT_TRUE(during_grace.ok()) << during_grace.status();
+  EXPECT_EQ(during_grace->value, "during-grace");
+  EXPECT_TRUE(in_grace) << "too slow to tell; the machine is overloaded";
+  ASSERT_TRUE(exit_status.has_value());
+  EXPECT_TRUE(WIFEXITED(*exit_status) && WEXITSTATUS(*exit_status) == 0);
+}
+
+// Protobuf logs every request it cannot decode; with --log_level=off none of
+// it reaches stderr (it used to be one line per call).
+TEST(LifecycleE2eTest, UndecodableRequestsLogNothingWithLoggingOff) {
+  auto server = ServerProcess::StartCapturingStderr({"--log_level=off"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  grpc::GenericStub stub(grpc::CreateChannel(
+      (*server)->target(), grpc::InsecureChannelCredentials()));
+
+  for (int i = 0; i < 200; ++i) {
+    grpc::Status status = RawDo(stub, UndecodableRequest());
+    ASSERT_FALSE(status.ok()) << "call " << i;
+  }
+  (*server)->Signal(SIGTERM);
+  ASSERT_TRUE((*server)->WaitForExit(absl::Seconds(10)).has_value());
+
+  std::string err = (*server)->Stderr();
+  EXPECT_EQ(err.size(), 0u) << "stderr begins: " << err.substr(0, 500);
+}
+
+// Logged, the same flood stays a few lines a second, and with --log_json all
+// of stderr is JSON lines.
+TEST(LifecycleE2eTest, UndecodableRequestsAreLoggedRateLimitedAsJson) {
+  auto server = ServerProcess::StartCapturingStderr({"--log_json"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  grpc::GenericStub stub(grpc::CreateChannel(
+      (*server)->target(), grpc::InsecureChannelCredentials()));
+
+  absl::Time start = absl::Now();
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_FALSE(RawDo(stub, UndecodableRequest()).ok()) << "call " << i;
+  }
+  absl::Duration took = absl::Now() - start;
+  (*server)->Signal(SIGTERM);
+  ASSERT_TRUE((*server)->WaitForExit(absl::Seconds(10)).has_value());
+
+  std::vector<std::string> lines =
+      absl::StrSplit((*server)->Stderr(), '\n', absl::SkipEmpty());
+  // Start, signal and stop lines, and at most 10 lines a second (plus a
+  // note of the lines dropped) from each library.
+  size_t most = 3 + 2 * 11 * (absl::ToInt64Seconds(took) + 1);
+  EXPECT_LE(lines.size(), most);
+  int not_json = 0;
+  for (const std::string& line : lines) {
+    if (!absl::StartsWith(line, "{\"time\":") || !absl::EndsWith(line, "}")) {
+      if (++not_json == 1) ADD_FAILURE() << "not a JSON line: " << line;
+    }
+  }
+  EXPECT_EQ(not_json, 0);
 }
 
 }  // namespace

@@ -85,6 +85,18 @@ TEST_F(ReflectionE2eTest, HealthIsServing) {
   EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
 }
 
+TEST_F(ReflectionE2eTest, HealthKnowsTheServiceByName) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::ClientContext context;
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service("singleflight.v1.SingleFlight");
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = health->Check(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_code() << ": "
+                           << status.error_message();
+  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
 }  // namespace
 }  // namespace e2e
 }  // namespace singleflight

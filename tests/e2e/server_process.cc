@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -25,7 +26,8 @@ constexpr char kListeningPrefix[] = "singleflightd listening on ";
 constexpr char kLoopbackPrefix[] = "127.0.0.1:";
 
 std::string BinaryPath(absl::string_view name) {
-  return absl::StrCat(SF_BIN_DIR, "/", name);
+  const char* dir = std::getenv("SF_E2E_BIN_DIR");
+  return absl::StrCat(dir != nullptr ? dir : SF_BIN_DIR, "/", name);
 }
 
 // Runs `path args...` with stdout and stderr on `stdout_fd` and `stderr_fd`
@@ -83,17 +85,22 @@ int TemporaryFile() {
   return fd;
 }
 
-// Everything in the file `fd`, which is closed.
-std::string ReadAndClose(int fd) {
+// Everything in the file `fd`.
+std::string ReadAll(int fd) {
   std::string contents;
   char buffer[4096];
   ssize_t n;
-  lseek(fd, 0, SEEK_SET);
-  while ((n = read(fd, buffer, sizeof(buffer))) != 0) {
+  while ((n = pread(fd, buffer, sizeof(buffer), contents.size())) != 0) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) break;
     contents.append(buffer, n);
   }
+  return contents;
+}
+
+// Everything in the file `fd`, which is closed.
+std::string ReadAndClose(int fd) {
+  std::string contents = ReadAll(fd);
   close(fd);
   return contents;
 }
@@ -102,27 +109,49 @@ std::string ReadAndClose(int fd) {
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     const std::vector<std::string>& args) {
+  return Start(args, /*capture_stderr=*/false);
+}
+
+absl::StatusOr<std::unique_ptr<ServerProcess>>
+ServerProcess::StartCapturingStderr(const std::vector<std::string>& args) {
+  return Start(args, /*capture_stderr=*/true);
+}
+
+absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
+    const std::vector<std::string>& args, bool capture_stderr) {
+  int stderr_fd = -1;
+  if (capture_stderr) {
+    stderr_fd = TemporaryFile();
+    if (stderr_fd < 0) {
+      return absl::InternalError(absl::StrCat(
+          "mkostemp in ", testing::TempDir(), ": ", std::strerror(errno)));
+    }
+  }
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    if (stderr_fd >= 0) close(stderr_fd);
     return absl::InternalError(absl::StrCat("pipe2: ", std::strerror(errno)));
   }
   std::vector<std::string> argv = {
       absl::StrCat("--listen=", kLoopbackPrefix, "0")};
   argv.insert(argv.end(), args.begin(), args.end());
   absl::StatusOr<pid_t> pid =
-      Spawn(BinaryPath("singleflightd"), argv, pipe_fds[1], -1);
+      Spawn(BinaryPath("singleflightd"), argv, pipe_fds[1], stderr_fd);
   close(pipe_fds[1]);
   if (!pid.ok()) {
     close(pipe_fds[0]);
+    if (stderr_fd >= 0) close(stderr_fd);
     return pid.status();
   }
-  std::unique_ptr<ServerProcess> server(new ServerProcess(*pid, pipe_fds[0]));
+  std::unique_ptr<ServerProcess> server(
+      new ServerProcess(*pid, pipe_fds[0], stderr_fd));
 
   absl::MutexLock lock(&server->mu_);
-  auto first_line_or_eof = [&server] {
-    return server->stdout_closed_ ||
-           server->output_.find('\n') != std::string::npos;
-  };
+  auto first_line_or_eof =
+      [&server]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(server->mu_) {
+        return server->stdout_closed_ ||
+               server->output_.find('\n') != std::string::npos;
+      };
   server->mu_.AwaitWithTimeout(absl::Condition(&first_line_or_eof),
                                kStartTimeout);
   absl::string_view line = server->output_;
@@ -140,8 +169,10 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
       "\""));
 }
 
-ServerProcess::ServerProcess(pid_t pid, int stdout_fd)
-    : pid_(pid), reader_([this, stdout_fd] { ReadStdout(stdout_fd); }) {}
+ServerProcess::ServerProcess(pid_t pid, int stdout_fd, int stderr_fd)
+    : pid_(pid),
+      stderr_fd_(stderr_fd),
+      reader_([this, stdout_fd] { ReadStdout(stdout_fd); }) {}
 
 ServerProcess::~ServerProcess() {
   if (!exit_status_.has_value()) {
@@ -149,6 +180,7 @@ ServerProcess::~ServerProcess() {
     Reap(pid_, absl::InfiniteDuration());
   }
   reader_.join();
+  if (stderr_fd_ >= 0) close(stderr_fd_);
 }
 
 void ServerProcess::ReadStdout(int fd) {
@@ -182,11 +214,15 @@ std::string ServerProcess::Output() const {
 bool ServerProcess::WaitForOutput(absl::string_view text,
                                   absl::Duration timeout) const {
   absl::MutexLock lock(&mu_);
-  auto seen_or_eof = [this, text] {
+  auto seen_or_eof = [this, text]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return stdout_closed_ || absl::StrContains(output_, text);
   };
   mu_.AwaitWithTimeout(absl::Condition(&seen_or_eof), timeout);
   return absl::StrContains(output_, text);
+}
+
+std::string ServerProcess::Stderr() const {
+  return stderr_fd_ >= 0 ? ReadAll(stderr_fd_) : std::string();
 }
 
 CommandResult RunSfctl(const std::vector<std::string>& args,

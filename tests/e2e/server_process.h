@@ -23,8 +23,13 @@ namespace e2e {
 
 // A real singleflightd child process, listening on 127.0.0.1 on a port of its
 // own choosing, for end-to-end tests. Its stdout is collected by a thread of
-// its own; its stderr goes to the test's. The destructor kills the process
-// (SIGKILL) if it is still running, and reaps it.
+// its own; its stderr goes to the test's, or to a file read by Stderr(). The
+// destructor kills the process (SIGKILL) if it is still running, and reaps
+// it.
+//
+// The binaries run are those of the build (SF_BIN_DIR), or those in the
+// directory $SF_E2E_BIN_DIR if it is set: to check that a test fails against
+// an older build.
 //
 // Output() and WaitForOutput() are thread-safe; the other methods must be
 // called from one thread at a time.
@@ -34,6 +39,9 @@ class ServerProcess {
   // for its "listening on" line. Fails with UNAVAILABLE, quoting the output,
   // if the server exits or stays silent instead.
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
+      const std::vector<std::string>& args);
+  // As Start, with the process's stderr kept for Stderr().
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> StartCapturingStderr(
       const std::vector<std::string>& args);
 
   ServerProcess(const ServerProcess&) = delete;
@@ -57,11 +65,19 @@ class ServerProcess {
   // Waits up to `timeout` for `text` to appear in the process's stdout.
   bool WaitForOutput(absl::string_view text, absl::Duration timeout) const;
 
+  // Everything the process has written to stderr so far. Empty unless
+  // started by StartCapturingStderr.
+  std::string Stderr() const;
+
  private:
-  ServerProcess(pid_t pid, int stdout_fd);
+  ServerProcess(pid_t pid, int stdout_fd, int stderr_fd);
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
+      const std::vector<std::string>& args, bool capture_stderr);
   void ReadStdout(int fd);
 
   const pid_t pid_;
+  // The file holding the process's stderr, or -1.
+  const int stderr_fd_;
   std::string target_;
   std::optional<int> exit_status_;
   mutable absl::Mutex mu_;
