@@ -3,7 +3,7 @@
 # UBSan; see cmake/fuzz.cmake) and runs each for a while:
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 # 30 seconds each and every target by default; a target is named as in
-# tests/fuzz/ without "_fuzzer" (config, fetcher_uri,
+# tests/fuzz/ without "_fuzzer" (request, stream, config, fetcher_uri,
 # http_response, plugin_settings). Each runs on a copy of its committed seed
 # corpus, build-fuzz/corpus/NAME, which keeps growing from run to run; what
 # it finds (crash, leak, timeout, out of memory) is written to
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 seconds="${1:-30}"
 shift || true
-all_targets=(config fetcher_uri http_response plugin_settings)
+all_targets=(request stream config fetcher_uri http_response plugin_settings)
 targets=("$@")
 if ((${#targets[@]} == 0)); then targets=("${all_targets[@]}"); fi
 
