@@ -43,8 +43,13 @@ Checked, failing with a message naming the invariant:
   fds        after each round, the server's descriptors other than its
              connections to the origin are back to the pre-round-1 count
              (+4); its connections to the origin stay <= 64 (libcurl's pool).
+             Connections whose client end this soak process still holds open
+             (the control channel, or a channel grpcio failed to close) are
+             not counted, but shown.
   rss        after warm-up (round 1), each round ends with VmRSS within
-             max(10%, 64 MB) of the level after round 1.
+             max(10%, 64 MB) of the level after round 1. (Each round starts
+             with 2 big never-read streams at once, and there are never more,
+             so that every round reaches about the same peak of the heap.)
   final      a plain Do still answers after the last round; then, with a few
              calls in flight (or none: --idle-shutdown), SIGTERM makes the
              server exit 0 within drain_timeout (3 s) + 5 s, and every call in
@@ -93,6 +98,7 @@ MB = 1 << 20
 # max_stream_buffer_bytes (16 MiB) of unwritten replies, plus 32 MiB for the
 # requests and replies in transport buffers and HTTP/2 windows.
 BACKPRESSURE_BYTES = 48 * MB
+BIG_UNREAD = 2
 
 OK = grpc.StatusCode.OK
 DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED
@@ -170,6 +176,29 @@ def pick(rng):
     fetcher = rng.choice(MIX)
     keys = sorted(MIXED_KEYS) if fetcher == "mixed" else KEYS
     return fetcher, rng.choice(keys)
+
+
+def own_client_ports(server_port):
+    """Local ports of this process's open TCP connections to server_port."""
+    inodes = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            match = re.match(r"socket:\[(\d+)\]",
+                             os.readlink("/proc/self/fd/" + name))
+        except OSError:
+            continue
+        if match:
+            inodes.add(match.group(1))
+    ports = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with open(table) as rows:
+            next(rows)
+            for row in rows:
+                f = row.split()
+                if (f[9] in inodes
+                        and int(f[2].rsplit(":", 1)[1], 16) == server_port):
+                    ports.add(int(f[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def log(message):
@@ -339,8 +368,37 @@ class Server:
                     return int(line.split()[1]) * 1024
         return 0
 
+    def fd_table(self):
+        """{fd: what it is}: a TCP socket as LOCAL->REMOTE STATE (hex ports
+        and states of /proc/net/tcp), anything else as its link."""
+        sockets = {}
+        for table in ("/proc/%d/net/tcp" % self.proc.pid,
+                      "/proc/%d/net/tcp6" % self.proc.pid):
+            try:
+                with open(table) as rows:
+                    next(rows)
+                    for row in rows:
+                        f = row.split()
+                        sockets[f[9]] = "tcp %s->%s st=%s" % (
+                            int(f[1].rsplit(":", 1)[1], 16),
+                            int(f[2].rsplit(":", 1)[1], 16), f[3])
+            except OSError:
+                pass
+        fd_dir = "/proc/%d/fd" % self.proc.pid
+        described = {}
+        for name in os.listdir(fd_dir):
+            try:
+                link = os.readlink(os.path.join(fd_dir, name))
+            except OSError:
+                continue
+            match = re.match(r"socket:\[(\d+)\]", link)
+            described[int(name)] = (sockets.get(match.group(1), link)
+                                    if match else link)
+        return described
+
     def fds(self):
-        """(descriptors other than origin connections, origin connections)."""
+        """(descriptors other than the ones below, connections to the origin,
+        connections from this soak process that it still holds open)."""
         inodes = []
         total = 0
         fd_dir = "/proc/%d/fd" % self.proc.pid
@@ -354,6 +412,8 @@ class Server:
             if match:
                 inodes.append(match.group(1))
         to_origin = set()
+        held = set()
+        own = own_client_ports(self.port)
         for table in ("/proc/%d/net/tcp" % self.proc.pid,
                       "/proc/%d/net/tcp6" % self.proc.pid):
             try:
@@ -362,12 +422,16 @@ class Server:
                     for row in rows:
                         fields = row.split()
                         remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                        local_port = int(fields[1].rsplit(":", 1)[1], 16)
                         if remote_port == self.origin_port:
                             to_origin.add(fields[9])
+                        elif local_port == self.port and remote_port in own:
+                            held.add(fields[9])
             except OSError:
                 pass
         origin = sum(1 for inode in inodes if inode in to_origin)
-        return total - origin, origin
+        held = sum(1 for inode in inodes if inode in held)
+        return total - origin - held, origin, held
 
 
 class Soak:
@@ -382,6 +446,10 @@ class Soak:
         self.control_channel = grpc.insecure_channel(server.target)
         self.control = pb2_grpc.SingleFlightStub(self.control_channel)
         self.stop_at = 0.0
+        # At most BIG_UNREAD big never-read streams at once, and each round
+        # starts with that many (see run()), so that the heap's peak is about
+        # the same in every round, warm-up included.
+        self.big_unread = threading.Semaphore(BIG_UNREAD)
 
     def channel(self):
         # A local subchannel pool: each channel its own TCP connection.
@@ -489,10 +557,18 @@ class Soak:
             self.stats.fail("answers", "a stream ended OK with %d of %d replies"
                             % (len(seen), len(items)))
 
-    def stream_cancelled(self, stub, rng, read):
+    def stream_cancelled(self, stub, rng, read, big=None):
         """read: sends items without half-closing, reads some replies, then
         cancels. Not read: sends many items (half-closing or not), never
-        reads, holds the stream 0.5-2 s, then cancels. Expects CANCELLED."""
+        reads, holds the stream 0.5-2 s, then cancels. Expects CANCELLED.
+        big (not read only): 64 MiB of requests, if one of BIG_UNREAD
+        permits is free (None: at random)."""
+        if not read and big is None and rng.random() < 0.5:
+            if self.big_unread.acquire(blocking=False):
+                try:
+                    return self.stream_cancelled(stub, rng, read, big=True)
+                finally:
+                    self.big_unread.release()
         release = threading.Event()
         if read:
             items = self.stream_items(rng, rng.randint(2, 8))
@@ -504,8 +580,7 @@ class Soak:
             # 64 MiB, over max_stream_buffer_bytes (16 MiB), so the server
             # must stop reading.
             prefix = "u-%s-" % uuid.UUID(int=rng.getrandbits(128)).hex[:12]
-            size, count = ((16384, rng.randint(50, 200)) if rng.random() < 0.5
-                           else (65536, 1000))
+            size, count = (65536, 1000) if big else (16384, rng.randint(50, 200))
             requests = [self.request(*pick(rng), id=i)
                         for i in range(1, rng.randint(1, 5))]
             requests += [self.request("echo", prefix + str(i), id=1000 + i,
@@ -670,6 +745,25 @@ class Soak:
 
     # --- rounds --------------------------------------------------------------
 
+    def peak(self, rng):
+        """BIG_UNREAD big never-read streams at once, while the workers run;
+        the caller holds every permit, and this gives them back."""
+        channel = self.channel()
+        stub = self.pb2_grpc.SingleFlightStub(channel)
+        threads = [threading.Thread(target=self.stream_cancelled,
+                                    args=(stub, random.Random(rng.random()),
+                                          False, True))
+                   for _ in range(BIG_UNREAD)]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=40)
+        finally:
+            channel.close()
+            for _ in range(BIG_UNREAD):
+                self.big_unread.release()
+
     def settle(self):
         """Waits up to 10 s for no flight in progress; False if some remain."""
         deadline = time.monotonic() + 10
@@ -692,9 +786,9 @@ class Soak:
         """Waits up to 5 s for the non-origin fds to be <= limit."""
         deadline = time.monotonic() + 5
         while True:
-            other, origin = self.server.fds()
+            other, origin, held = self.server.fds()
             if other <= limit or time.monotonic() > deadline:
-                return other, origin
+                return other, origin, held
             time.sleep(0.2)
 
     def run(self):
@@ -703,7 +797,8 @@ class Soak:
         self.control.Do(self.request("echo", "warm"), timeout=10)
         server.metrics()
         time.sleep(0.5)
-        fd_base, origin_fds = server.fds()
+        fd_base, origin_fds, _ = server.fds()
+        fd_table = server.fd_table()
         rss_start = server.rss_bytes()
         log("soak: server %s (pid %d), origin port %d, metrics %s" % (
             server.target, server.proc.pid, server.origin_port, server.metrics_url))
@@ -720,9 +815,13 @@ class Soak:
                 target=self.worker,
                 args=(random.Random("%d/%d/%d" % (args.seed, round_number, i)),),
                 daemon=True) for i in range(args.workers)]
+            for _ in range(BIG_UNREAD):
+                self.big_unread.acquire()
             for thread in threads:
                 thread.start()
-            time.sleep(min(2.0, args.seconds_per_round / 3))
+            self.peak(random.Random("%d/%d/peak" % (args.seed, round_number)))
+            time.sleep(max(0.0, min(2.0, args.seconds_per_round / 3)
+                           - (time.monotonic() - started)))
             self.hot_check(round_number)
             for thread in threads:
                 thread.join(timeout=max(0.0, self.stop_at + 60 - time.monotonic()))
@@ -747,7 +846,7 @@ class Soak:
                                             "%s=%d" % (p, n) for p, n in
                                             sorted(by_path.items())
                                             if p.split("/")[1] == name)))
-            fds, origin_fds = self.fds_settled(fd_base + 4)
+            fds, origin_fds, held = self.fds_settled(fd_base + 4)
             if fds > fd_base + 4:
                 self.stats.fail("fds", "round %d: %d descriptors (besides %d to the "
                                 "origin) once idle, %d before round 1" % (
@@ -755,6 +854,16 @@ class Soak:
             if origin_fds > 64:
                 self.stats.fail("fds", "round %d: %d connections to the origin "
                                 "once idle" % (round_number, origin_fds))
+            if fds > fd_base:
+                now_table = server.fd_table()
+                new = sorted("%d=%s" % (fd, what) for fd, what in now_table.items()
+                             if fd_table.get(fd) != what
+                             and "->%d " % server.origin_port not in what)
+                log("round %d: descriptors not there before round 1 (TCP: "
+                    "local->remote port, hex state): %s; this soak's own open "
+                    "connections to the server are from ports %s" % (
+                        round_number, ", ".join(new[:12]),
+                        sorted(own_client_ports(server.port))[:12]))
             rss = server.rss_bytes()
             if rss_warm is None:
                 rss_warm = rss
@@ -774,14 +883,14 @@ class Soak:
             total_hits = sum(hits[n] for n in HTTP_FETCHERS)
             total_executions = sum(executions.get(n, 0) for n in HTTP_FETCHERS)
             log("round %d/%d: %d calls (%s); answers %s; origin hits %d %s "
-                "executions %d; RSS %.1f MB; fds %d (+%d to the origin; %d "
-                "before round 1); %.1fs; %s" % (
+                "executions %d; RSS %.1f MB; fds %d (+%d to the origin, +%d "
+                "held open by the soak; %d before round 1); %.1fs; %s" % (
                     round_number, args.rounds, sum(calls.values()),
                     " ".join("%s=%d" % kv for kv in sorted(calls.items())),
                     " ".join("%s=%d" % kv for kv in sorted(answers.items())),
                     total_hits, "<=" if total_hits <= total_executions else ">",
                     total_executions,
-                    rss / MB, fds, origin_fds, fd_base,
+                    rss / MB, fds, origin_fds, held, fd_base,
                     time.monotonic() - started,
                     "failed: " + ", ".join("%s=%d" % kv for kv in sorted(failures.items()))
                     if failures else "ok"))
