@@ -5,9 +5,12 @@
 #                   the buf curl commands of docs/OPERATING.md, and an
 #                   out-of-tree build against the installed client library,
 #                   the compose file, and three replicas behind HAProxy;
+#                   the locking annotations under clang's -Wthread-safety,
+#                   and a short soak with a faulty origin (tests/soak/);
 #   2. build-tsan/  core/ under ThreadSanitizer (label thread-sanitizer);
 #   3. build-asan/  everything under AddressSanitizer + UBSan
-#                   (label address-sanitizer).
+#                   (label address-sanitizer), and the short soak again;
+#   4. build-fuzz/  every libFuzzer target for 30 s (scripts/fuzz.sh).
 # Any argument is passed to each ctest run, for example -L unit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +32,12 @@ tests/clients/install_test.sh build
 step "deployment: compose file; three replicas behind HAProxy"
 for test in tests/deploy/*_test.sh; do "$test" build/bin; done
 
+step "locking annotations: clang -Wthread-safety"
+scripts/check-thread-safety.sh build
+
+step "soak with a faulty origin (3 rounds of 10 s)"
+tests/soak/soak.sh build/bin 3 10
+
 step "ThreadSanitizer: core"
 scripts/build-tsan-abseil.sh build-tsan/abseil
 cmake -S . -B build-tsan -G Ninja -DSF_SANITIZER=thread -DSF_WITH_GRPC=OFF \
@@ -43,5 +52,11 @@ cmake --build build-asan
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" \
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
   ctest --test-dir build-asan --output-on-failure -j2 "$@"
+
+step "soak under AddressSanitizer + UBSan (3 rounds of 10 s)"
+tests/soak/soak.sh build-asan/bin 3 10
+
+step "fuzzing: every target for 30 s"
+scripts/fuzz.sh 30
 
 step "all tests passed"
