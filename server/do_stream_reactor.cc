@@ -240,12 +240,17 @@ void DoStreamReactor::OnCancel() {
   Run(this, std::move(step));
 }
 
-bool DoStreamReactor::UnderLimitsLocked() const {
+const char* DoStreamReactor::LimitReachedLocked() const {
   size_t items =
       pending_.size() + unwritten_.size() + (write_in_flight_ ? 1 : 0);
-  return (limits_.max_pending == 0 || items < limits_.max_pending) &&
-         (limits_.max_buffer_bytes == 0 ||
-          buffered_bytes_ < limits_.max_buffer_bytes);
+  if (limits_.max_pending > 0 && items >= limits_.max_pending) {
+    return "max_stream_pending";
+  }
+  if (limits_.max_buffer_bytes > 0 &&
+      buffered_bytes_ >= limits_.max_buffer_bytes) {
+    return "max_stream_buffer_bytes";
+  }
+  return nullptr;
 }
 
 DoStreamReactor::Step DoStreamReactor::NextStepLocked() {
@@ -259,9 +264,16 @@ DoStreamReactor::Step DoStreamReactor::NextStepLocked() {
     step.write = true;
   }
   bool stop_reading = reads_done_ || draining_ || cancelled_;
-  if (!reading_ && !stop_reading && UnderLimitsLocked()) {
-    reading_ = true;
-    step.read = true;
+  if (!reading_ && !stop_reading) {
+    const char* limit = LimitReachedLocked();
+    if (limit == nullptr) {
+      reading_ = true;
+      read_paused_ = false;
+      step.read = true;
+    } else if (!read_paused_) {
+      read_paused_ = true;
+      metrics_->StreamReadPaused(limit);  // Lock-free.
+    }
   }
   if (step.write || step.read) {
     ++busy_;

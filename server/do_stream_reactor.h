@@ -135,8 +135,8 @@ class DoStreamReactor
   // after a Finish too, `reactor` may be gone.
   static void Run(DoStreamReactor* reactor, Step step)
       ABSL_LOCKS_EXCLUDED(reactor->mu_);
-  // May another item be read now?
-  bool UnderLimitsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The limit that keeps another item from being read now, or null.
+  const char* LimitReachedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   grpc::CallbackServerContext* const context_;
   Group* const group_;
@@ -159,6 +159,8 @@ class DoStreamReactor
   size_t writing_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool reading_ ABSL_GUARDED_BY(mu_) = false;  // A read is chosen or started.
+  // Reading stopped at a limit (counted once per pause).
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
   // Threads between choosing a read or write and starting it.
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;  // Half-closed or broken.

@@ -90,6 +90,12 @@ ServerMetrics::ServerMetrics()
                     .Help("Calls refused by a limit or by access control, by "
                           "fetcher and reason.")
                     .Register(*registry_)),
+      stream_read_pauses_(
+          prometheus::BuildCounter()
+              .Name("singleflight_stream_read_pauses_total")
+              .Help("Times a DoStream stopped reading requests because its "
+                    "unwritten replies reached a limit, by limit.")
+              .Register(*registry_)),
       execution_duration_(prometheus::BuildHistogram()
                               .Name("singleflight_execution_duration_seconds")
                               .Help("Duration of fetcher executions.")
@@ -180,6 +186,10 @@ void ServerMetrics::Refused(const NamedFetcher* fetcher, const char* reason) {
       .Add({{"fetcher", fetcher == nullptr ? "" : fetcher->name},
             {"reason", reason}})
       .Increment();
+}
+
+void ServerMetrics::StreamReadPaused(const char* limit) {
+  stream_read_pauses_.Add({{"limit", limit}}).Increment();
 }
 
 std::vector<std::weak_ptr<prometheus::Collectable>>

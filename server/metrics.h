@@ -29,6 +29,8 @@ namespace singleflight {
 //   singleflight_execution_duration_seconds{fetcher}  histogram
 //   singleflight_wait_duration_seconds{fetcher}       histogram, per caller
 //   singleflight_rejected_total{fetcher,reason}   calls refused by a limit
+//   singleflight_stream_read_pauses_total{limit}  DoStreams that stopped
+//                                                 reading (back-pressure)
 //   singleflight_flights_in_flight{fetcher}, singleflight_waiters{fetcher}
 //                                                 gauges, read at scrape time
 // Requests refused before a fetcher was chosen count under fetcher="".
@@ -62,9 +64,14 @@ class ServerMetrics : public FlightObserver {
   void Joined(const NamedFetcher& fetcher) override;
   void Rejected(const NamedFetcher& fetcher, const char* limit) override;
 
-  // A call refused by a server limit (for example "max_stream_pending") or
-  // by access control ("unauthenticated", "permission_denied").
+  // A call refused by a limit (for example "max_waiters") or by access
+  // control ("unauthenticated", "permission_denied").
   void Refused(const NamedFetcher* fetcher, const char* reason);
+
+  // A DoStream stopped reading requests because it reached `limit`
+  // ("max_stream_pending" or "max_stream_buffer_bytes"): its client sends
+  // faster than it reads the replies.
+  void StreamReadPaused(const char* limit);
 
   // What an Exposer serves.
   std::vector<std::weak_ptr<prometheus::Collectable>> collectables() const;
@@ -96,6 +103,7 @@ class ServerMetrics : public FlightObserver {
   prometheus::Family<prometheus::Counter>& joined_;
   prometheus::Family<prometheus::Counter>& forgets_;
   prometheus::Family<prometheus::Counter>& rejected_;
+  prometheus::Family<prometheus::Counter>& stream_read_pauses_;
   prometheus::Family<prometheus::Histogram>& execution_duration_;
   prometheus::Family<prometheus::Histogram>& wait_duration_;
   FetcherSeries no_fetcher_;

@@ -77,6 +77,27 @@ v1::DoRequest Request(const std::string& key, const std::string& fetcher,
   return request;
 }
 
+// The value of the counter `name` whose labels include `label`=`value`.
+double CounterValue(const ServerMetrics& metrics, const std::string& name,
+                    const std::string& label, const std::string& value) {
+  double total = 0;
+  for (const auto& weak : metrics.collectables()) {
+    auto collectable = weak.lock();
+    if (collectable == nullptr) continue;
+    for (const prometheus::MetricFamily& family : collectable->Collect()) {
+      if (family.name != name) continue;
+      for (const prometheus::ClientMetric& metric : family.metric) {
+        for (const prometheus::ClientMetric::Label& pair : metric.label) {
+          if (pair.name == label && pair.value == value) {
+            total += metric.counter.value;
+          }
+        }
+      }
+    }
+  }
+  return total;
+}
+
 v1::DoResponse Parse(grpc::ByteBuffer buffer) {
   v1::DoResponse response;
   EXPECT_TRUE(
@@ -246,6 +267,11 @@ TEST_P(BackPressureTest, ClientThatDoesNotReadIsNotReadEither) {
     EXPECT_TRUE(ids.insert(reply.id()).second) << "id " << reply.id();
   }
   EXPECT_EQ(fetches_.load(), kRequests);
+  const char* limit = GetParam().max_pending > 0 ? "max_stream_pending"
+                                                 : "max_stream_buffer_bytes";
+  EXPECT_GE(CounterValue(metrics_, "singleflight_stream_read_pauses_total",
+                         "limit", limit),
+            1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Limits, BackPressureTest,
