@@ -70,6 +70,12 @@ void ConcurrencyLimiter::Release() {
 void ConcurrencyLimiter::RunTasks(Task task) {
   RunFrame frame{this, 0, innermost_frame};
   innermost_frame = &frame;
+  // Even if a task throws, no later Release on this thread may reach the
+  // frame once this loop is gone.
+  struct Unlink {
+    RunFrame* frame;
+    ~Unlink() { innermost_frame = frame->outer; }
+  } unlink{&frame};
   int slots_in_hand = 1;
   while (true) {
     if (task()) --slots_in_hand;
@@ -87,7 +93,6 @@ void ConcurrencyLimiter::RunTasks(Task task) {
     }
     task = std::move(next);  // The task that ran is destroyed unlocked.
   }
-  innermost_frame = frame.outer;
 }
 
 int ConcurrencyLimiter::running() const {

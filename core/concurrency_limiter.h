@@ -19,7 +19,8 @@ namespace singleflight {
 // goes to the next task at once. A queued task that is no longer wanted can
 // also be withdrawn, so that it gives up its place in the queue at once.
 //
-// Tasks run outside the limiter's lock, on the thread of the Acquire or
+// Tasks must not throw. They run outside the limiter's lock, on the thread of
+// the Acquire or
 // Release that started them. Handing slots on never recurses: a Release
 // called from inside a task that this limiter started (say, a fetch that
 // answers at once) is taken over by the loop that runs the tasks, so a queue

@@ -323,8 +323,8 @@ void Group::Settle(const std::shared_ptr<Flight>& flight, Ending& ending) {
     timers_->Schedule(ending.linger, [this, flight] { Expire(flight); });
   }
   if (ending.cancel_fetch) flight->cancellation->Cancel();
-  // Nothing from here on touches the fetcher: a caller may tear it down as
-  // soon as all of its waiters are answered.
+  // Nothing from here on touches the fetcher (the slot is handed on through
+  // the limiter, which the Ending shares).
   for (auto& [id, waiter] : ending.waiters) {
     waiter(Outcome{ending.result, id != Flight::kStarterId || ending.joined});
   }

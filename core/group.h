@@ -81,10 +81,11 @@ struct FlightInfo {
 // Thread-safe. Waiters are called outside the Group's locks, on whichever
 // thread completes the flight (a fetcher's thread, the timer thread, or the
 // caller of Do/Leave itself when the result is immediate), so a waiter must
-// not block.
+// not block, and must not throw.
 //
 // REQUIRES: the Group outlives every fetch it starts and `timers`; every
-// NamedFetcher outlives the flights started on it.
+// NamedFetcher outlives the flights started on it and every call of its
+// Fetch (which may still be running when its waiters have been answered).
 class Group {
  private:
   struct Flight;

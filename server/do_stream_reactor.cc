@@ -129,6 +129,9 @@ void DoStreamReactor::StartItem() {
     Refuse(request.id(), fetcher.status());
     return;
   }
+  // What the item holds while it waits (the fetch's copy of key and
+  // payload), charged against max_buffer_bytes until its waiter runs.
+  const size_t request_bytes = request.key().size() + request.payload().size();
   uint64_t sequence;
   {
     absl::MutexLock lock(&mu_);
@@ -137,6 +140,7 @@ void DoStreamReactor::StartItem() {
     if (finished_ || draining_ || cancelled_) return;
     sequence = next_sequence_++;
     pending_.emplace(sequence, std::nullopt);
+    waiting_request_bytes_ += request_bytes;
   }
   uint64_t id = request.id();
   // The waiter may run inside Do (an immediate result), so no lock is held.
@@ -148,8 +152,10 @@ void DoStreamReactor::StartItem() {
   const NamedFetcher* named = *fetcher;
   absl::Time started = absl::Now();
   Group::Ticket ticket = group_->Do(
-      *named, call, [this, sequence, id, named, started](Outcome outcome) {
-        OnItemDone(sequence, id, named, started, std::move(outcome));
+      *named, call,
+      [this, sequence, id, named, started, request_bytes](Outcome outcome) {
+        OnItemDone(sequence, id, named, started, request_bytes,
+                   std::move(outcome));
       });
   bool leave = false;
   {
@@ -178,7 +184,8 @@ void DoStreamReactor::Refuse(uint64_t id, const absl::Status& status) {
 
 void DoStreamReactor::OnItemDone(uint64_t sequence, uint64_t id,
                                  const NamedFetcher* fetcher,
-                                 absl::Time started, Outcome outcome) {
+                                 absl::Time started, size_t request_bytes,
+                                 Outcome outcome) {
   // Runs on any thread; until its item leaves pending_ below, the reactor
   // cannot finish.
   metrics_->CallEnded(fetcher, outcome.status().code(), absl::Now() - started,
@@ -189,6 +196,7 @@ void DoStreamReactor::OnItemDone(uint64_t sequence, uint64_t id,
   {
     absl::MutexLock lock(&mu_);
     pending_.erase(sequence);
+    waiting_request_bytes_ -= request_bytes;
     if (!cancelled_) QueueLocked(std::move(reply));
     step = NextStepLocked();
   }
@@ -247,7 +255,7 @@ const char* DoStreamReactor::LimitReachedLocked() const {
     return "max_stream_pending";
   }
   if (limits_.max_buffer_bytes > 0 &&
-      buffered_bytes_ >= limits_.max_buffer_bytes) {
+      buffered_bytes_ + waiting_request_bytes_ >= limits_.max_buffer_bytes) {
     return "max_stream_buffer_bytes";
   }
   return nullptr;

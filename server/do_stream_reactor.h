@@ -26,7 +26,8 @@ struct StreamLimits {
   // Items read and not yet written: waiting on a flight, queued, or being
   // written.
   size_t max_pending = 0;
-  // Bytes of replies queued or being written.
+  // Bytes of replies queued or being written, and of the requests (key and
+  // payload) of items waiting on a flight.
   size_t max_buffer_bytes = 0;
 };
 
@@ -124,7 +125,8 @@ class DoStreamReactor
   // Answers an item with `status` without a flight.
   void Refuse(uint64_t id, const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
   void OnItemDone(uint64_t sequence, uint64_t id, const NamedFetcher* fetcher,
-                  absl::Time started, Outcome outcome) ABSL_LOCKS_EXCLUDED(mu_);
+                  absl::Time started, size_t request_bytes, Outcome outcome)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Queues a reply.
   void QueueLocked(grpc::ByteBuffer reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -157,6 +159,8 @@ class DoStreamReactor
   // Bytes of the replies in unwritten_ and writing_.
   size_t buffered_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   size_t writing_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Keys and payloads of the items in pending_.
+  size_t waiting_request_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool reading_ ABSL_GUARDED_BY(mu_) = false;  // A read is chosen or started.
   // Reading stopped at a limit (counted once per pause).

@@ -15,6 +15,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "core/timer_queue.h"
 #include "fetchers/echo_fetcher.h"
@@ -32,7 +33,9 @@ constexpr char kDoStream[] = "/singleflight.v1.SingleFlight/DoStream";
 
 // Counts its executions. URI `test:big` answers at once with kBigValueBytes
 // bytes; `test:later` answers the key from the timer thread, so that items
-// complete off gRPC's threads; `test:` answers the key at once.
+// complete off gRPC's threads; `test:hang` never answers (a hung backend:
+// its flights end by cancellation or timeout); `test:` answers the key at
+// once.
 class TestFetcher : public Fetcher {
  public:
   TestFetcher(std::string mode, TimerQueue* timers, std::atomic<int>* fetches)
@@ -42,6 +45,9 @@ class TestFetcher : public Fetcher {
     ++*fetches_;
     if (mode_ == "big") {
       done(std::string(kBigValueBytes, 'v'));
+    } else if (mode_ == "hang") {
+      absl::MutexLock lock(&mu_);
+      hung_.push_back(std::move(done));
     } else if (mode_ == "later") {
       timers_->Schedule(
           absl::ZeroDuration(),
@@ -57,6 +63,8 @@ class TestFetcher : public Fetcher {
   const std::string mode_;
   TimerQueue* const timers_;
   std::atomic<int>* const fetches_;
+  absl::Mutex mu_;
+  std::vector<FetchCallback> hung_ ABSL_GUARDED_BY(mu_);
 };
 
 grpc::ByteBuffer Wire(absl::string_view bytes) {
@@ -122,6 +130,7 @@ class DoStreamReactorTest : public ::testing::Test {
     ASSERT_TRUE(registry_.Add("now", "test:").ok());
     ASSERT_TRUE(registry_.Add("big", "test:big").ok());
     ASSERT_TRUE(registry_.Add("later", "test:later").ok());
+    ASSERT_TRUE(registry_.Add("hang", "test:hang").ok());
     ASSERT_TRUE(registry_.Add("slow", "echo:?delay=300ms").ok());
     service_ = std::make_unique<SingleFlightService>(
         &group_, &registry_, &metrics_, &access_, limits);
@@ -272,6 +281,33 @@ TEST_P(BackPressureTest, ClientThatDoesNotReadIsNotReadEither) {
   EXPECT_GE(CounterValue(metrics_, "singleflight_stream_read_pauses_total",
                          "limit", limit),
             1);
+}
+
+// Items waiting on a hung backend hold their requests (the fetch's copy of
+// the payload): those bytes count against max_buffer_bytes too, or one
+// stream of large distinct requests could hold gigabytes.
+TEST_F(DoStreamReactorTest, WaitingRequestsCountAgainstTheByteLimit) {
+  constexpr size_t kPayloadBytes = 16 * 1024;
+  StartServer(StreamLimits{0, 4 * kPayloadBytes});
+  constexpr int kRequests = 2000;
+  grpc::ClientContext context;
+  std::unique_ptr<RawStream> stream = Open(&context);
+  std::thread writer([&] {
+    for (int i = 1; i <= kRequests; ++i) {
+      v1::DoRequest request = Request(absl::StrCat("k", i), "hang", i);
+      request.set_payload(std::string(kPayloadBytes, 'p'));
+      if (!stream->Write(Wire(request))) return;
+    }
+  });
+  int read = SettledFetches();
+  EXPECT_GT(read, 0);
+  EXPECT_LE(read, 5) << "requests read while the earlier ones still wait";
+  EXPECT_GE(CounterValue(metrics_, "singleflight_stream_read_pauses_total",
+                         "limit", "max_stream_buffer_bytes"),
+            1);
+  context.TryCancel();
+  writer.join();
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
 }
 
 INSTANTIATE_TEST_SUITE_P(Limits, BackPressureTest,
