@@ -171,6 +171,17 @@ HTTP_FETCHERS = [n for n, f in FETCHERS.items()
                  if f.uri and f.uri.startswith("{origin}")]
 
 
+_PAYLOADS = {}
+
+
+def payload(size, id):
+    """size bytes of one letter chosen by id (shared, not copied)."""
+    letter = 65 + id % 26
+    if size and (size, letter) not in _PAYLOADS:
+        _PAYLOADS[(size, letter)] = bytes([letter]) * size
+    return _PAYLOADS.get((size, letter), b"")
+
+
 def pick(rng):
     """A random (fetcher, key) of the mix."""
     fetcher = rng.choice(MIX)
@@ -572,7 +583,7 @@ class Soak:
         release = threading.Event()
         if read:
             items = self.stream_items(rng, rng.randint(2, 8))
-            requests = [self.request(f, k, id=i) for i, (f, k) in items.items()]
+            specs = [(f, k, i, 0) for i, (f, k) in items.items()]
             half_close = False
         else:
             # A few items of the mix (flights still running at the cancel),
@@ -581,19 +592,18 @@ class Soak:
             # must stop reading.
             prefix = "u-%s-" % uuid.UUID(int=rng.getrandbits(128)).hex[:12]
             size, count = (65536, 1000) if big else (16384, rng.randint(50, 200))
-            requests = [self.request(*pick(rng), id=i)
-                        for i in range(1, rng.randint(1, 5))]
-            requests += [self.request("echo", prefix + str(i), id=1000 + i,
-                                      payload=bytes([65 + i % 26]) * size)
-                         for i in range(count)]
+            specs = [pick(rng) + (i, 0) for i in range(1, rng.randint(1, 5))]
+            specs += [("echo", prefix + str(i), 1000 + i, size)
+                      for i in range(count)]
             items = None
             half_close = rng.random() < 0.5
 
         taken = [0]  # items gRPC took from send(): what the server read, +1
 
-        def send():
-            for request in requests:
-                yield request
+        def send():  # requests made as gRPC takes them: 64 MiB is a lot
+            for fetcher, key, id, size in specs:
+                yield self.request(fetcher, key, id=id,
+                                   payload=payload(size, id))
                 taken[0] += 1
             if not half_close:
                 release.wait(30)
@@ -608,13 +618,13 @@ class Soak:
                     self.check_item(items, next(call), seen, "cancelled stream")
             else:
                 time.sleep(rng.uniform(0.5, 2.0))
-                offered = sum(len(r.payload) for r in requests)
-                read = sum(len(r.payload) for r in requests[:taken[0]])
+                offered = sum(spec[3] for spec in specs)
+                read = sum(spec[3] for spec in specs[:taken[0]])
                 if offered > BACKPRESSURE_BYTES and read > BACKPRESSURE_BYTES:
                     self.stats.fail("backpressure", "a never-read DoStream: the "
                                     "server read %d of %d items (%.0f of %.0f MiB)"
                                     " instead of stopping near max_stream_buffer_"
-                                    "bytes (16 MiB)" % (taken[0], len(requests),
+                                    "bytes (16 MiB)" % (taken[0], len(specs),
                                                         read / MB, offered / MB))
         except grpc.RpcError as error:
             code = error.code()
