@@ -64,9 +64,22 @@ struct Transfer {
   // The value; for an answer that is not 2xx, only the start of its body.
   std::string body;
   bool too_large = false;
+  // Requests sent for this transfer (see OnRequestAboutToBeSent).
+  int requests_sent = 0;
   char error[CURL_ERROR_SIZE] = "";
   FetchCallback done;
 };
+
+// libcurl's CURLOPT_PREREQFUNCTION, called each time a request is about to go
+// out. When a reused keep-alive connection dies before any byte of the
+// answer, libcurl quietly sends the request again on a new one: the origin
+// may then see two requests for one flight. One flight, one origin request:
+// a second one is refused, and the transfer fails.
+int OnRequestAboutToBeSent(void* transfer_ptr, char*, char*, int, int) {
+  auto* transfer = static_cast<Transfer*>(transfer_ptr);
+  return ++transfer->requests_sent == 1 ? CURL_PREREQFUNC_OK
+                                        : CURL_PREREQFUNC_ABORT;
+}
 
 // libcurl's CURLOPT_WRITEFUNCTION: collects the body. Returning less than
 // given aborts the transfer.
@@ -174,6 +187,11 @@ absl::StatusOr<std::string> Outcome(Transfer& transfer, CURLcode result) {
     return HttpError(transfer, http_status);
   }
   if (result == CURLE_OK) return std::move(transfer.body);
+  if (result == CURLE_ABORTED_BY_CALLBACK && transfer.requests_sent > 1) {
+    return absl::UnavailableError(
+        "origin request failed: the connection closed before any answer "
+        "(not sent again: one origin request per flight)");
+  }
   if (transfer.too_large || result == CURLE_FILESIZE_EXCEEDED) {
     return absl::ResourceExhaustedError(
         absl::StrCat("origin answer is larger than max_value_bytes (",
@@ -279,6 +297,8 @@ absl::StatusOr<std::unique_ptr<Transfer>> NewTransfer(
           policy.max_value_bytes, std::numeric_limits<curl_off_t>::max())));
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &OnBodyData);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get());
+  curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, &OnRequestAboutToBeSent);
+  curl_easy_setopt(easy, CURLOPT_PREREQDATA, transfer.get());
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->error);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer.get());
   return transfer;

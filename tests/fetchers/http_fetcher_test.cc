@@ -336,6 +336,24 @@ TEST_F(HttpFetcherTest, ConnectionsAreReused) {
   EXPECT_EQ(origin_->Connections(), connections + 1);
 }
 
+// libcurl sends a request again when a reused connection dies before any
+// answer; the origin then saw two requests for one flight (found by the
+// soak test). Each fetch sends at most one request, GET or POST.
+TEST_F(HttpFetcherTest, ResetOnAReusedConnectionIsNotSentAgain) {
+  auto fetcher = OriginFetcher("/once/{key}?path_query=1");
+  ASSERT_NE(fetcher, nullptr);
+  for (const std::string payload : {"", "posted"}) {
+    ASSERT_TRUE(FetchNow(*fetcher, Request("warm", payload)).ok());
+    std::string key = payload.empty() ? "reset=1" : "reset=1&post=1";
+    absl::StatusOr<std::string> reset =
+        FetchNow(*fetcher, Request(key, payload));
+    EXPECT_EQ(reset.status().code(), absl::StatusCode::kUnavailable)
+        << reset.status();
+  }
+  EXPECT_EQ(origin_->Hits("/once/reset%3D1"), 1);
+  EXPECT_EQ(origin_->Hits("/once/reset%3D1%26post%3D1"), 1);
+}
+
 TEST_F(HttpFetcherTest, CancellationClosesTheConnectionBeforeTheAnswer) {
   // Key "1" hangs, any other answers.
   auto fetcher = OriginFetcher("/cancel?hang={key}");
