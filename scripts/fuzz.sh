@@ -18,20 +18,7 @@ all_targets=(request stream config fetcher_uri http_response plugin_settings)
 targets=("$@")
 if ((${#targets[@]} == 0)); then targets=("${all_targets[@]}"); fi
 
-packages=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
-missing=()
-for package in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null |
-      grep -q "install ok installed"; then
-    missing+=("$package")
-  fi
-done
-if ((${#missing[@]} > 0)); then
-  echo "fuzz: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+# clang 14 and libFuzzer are among them.
 scripts/install-deps.sh
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DSF_FUZZ=ON \

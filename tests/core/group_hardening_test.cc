@@ -16,17 +16,6 @@
 namespace singleflight {
 namespace {
 
-struct Slot {
-  Waiter AsWaiter() {
-    return [this](Outcome o) {
-      outcome = std::move(o);
-      ++calls;
-    };
-  }
-  Outcome outcome;
-  int calls = 0;
-};
-
 // Holds the fetch of key "hold" until the test completes it; answers every
 // other key at once, recording how deep in the stack each Fetch ran and
 // whether the flights before it had told their waiters.

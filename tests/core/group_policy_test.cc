@@ -12,18 +12,6 @@
 namespace singleflight {
 namespace {
 
-// The outcome a waiter receives; one per waiter.
-struct Slot {
-  Waiter AsWaiter() {
-    return [this](Outcome o) {
-      outcome = std::move(o);
-      ++calls;
-    };
-  }
-  Outcome outcome;
-  int calls = 0;
-};
-
 class GroupPolicyTest : public ::testing::Test {
  protected:
   NamedFetcher Manual(FetcherPolicy policy, std::string name = "manual") {

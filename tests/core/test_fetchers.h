@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/fetcher.h"
+#include "core/group.h"
 
 namespace singleflight {
 
@@ -63,6 +64,19 @@ class ThrowingFetcher : public Fetcher {
   void Fetch(FetchRequest request, FetchCallback done) override {
     throw std::runtime_error("fetcher exploded on " + request.key);
   }
+};
+
+// Where a waiter's outcome lands, for tests whose outcomes arrive on the
+// test's own thread. Not thread-safe.
+struct Slot {
+  Waiter AsWaiter() {
+    return [this](Outcome o) {
+      outcome = std::move(o);
+      ++calls;
+    };
+  }
+  Outcome outcome;
+  int calls = 0;  // Exactly one, once the outcome is known.
 };
 
 // Wraps a Fetcher into a NamedFetcher for Group::Do.

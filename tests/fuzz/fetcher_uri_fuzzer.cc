@@ -31,6 +31,7 @@
 #include "core/timer_queue.h"
 #include "fetchers/builtin_fetchers.h"
 #include "fetchers/plugin_fetcher.h"
+#include "tests/fuzz/example_plugin.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace singleflight {
@@ -99,13 +100,8 @@ FetcherPolicy ConsumePolicy(FuzzedDataProvider& data) {
 }  // namespace
 }  // namespace singleflight
 
-// Keeps the example plugin mapped for the whole run: a fetcher's dlclose()
-// would otherwise unmap the plugin's coverage counters, which libFuzzer
-// still reads.
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
-  singleflight::FuzzCheck(dlopen(SF_PLUGIN_DIR "/libsf_example_plugin.so",
-                                 RTLD_NOW | RTLD_NODELETE) != nullptr,
-                          "the example plugin loads");
+  singleflight::KeepExamplePluginLoaded();
   return 0;
 }
 

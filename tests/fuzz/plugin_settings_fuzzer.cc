@@ -10,7 +10,6 @@
 // parse, and never with another code; a fetcher's callback is called exactly
 // once, with the prefixed reversed key, the configured failure, or (when
 // cancelled) CANCELLED; no setting that reaches the plugin holds a NUL byte.
-#include <dlfcn.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -24,15 +23,11 @@
 #include "core/fetcher_uri.h"
 #include "fetchers/plugin_fetcher.h"
 #include "tests/fetchers/fetch_outcome.h"
+#include "tests/fuzz/example_plugin.h"
 #include "tests/fuzz/fuzz_check.h"
 
-// Keeps the example plugin mapped for the whole run: a fetcher's dlclose()
-// would otherwise unmap the plugin's coverage counters, which libFuzzer
-// still reads.
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
-  singleflight::FuzzCheck(dlopen(SF_PLUGIN_DIR "/libsf_example_plugin.so",
-                                 RTLD_NOW | RTLD_NODELETE) != nullptr,
-                          "the example plugin loads");
+  singleflight::KeepExamplePluginLoaded();
   return 0;
 }
 
