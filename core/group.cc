@@ -56,13 +56,9 @@ std::shared_ptr<const FlightResult> Failure(absl::Status status) {
 Group::Group(TimerQueue* timers, FlightObserver* observer)
     : timers_(timers), observer_(observer) {}
 
-Group::Shard& Group::ShardFor(KeyView key) {
-  return shards_[KeyHash()(key) % kShards];
-}
-
 Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
                         Waiter waiter) {
-  KeyView view{fetcher.name, call.scope, call.key};
+  KeyView view(fetcher.name, call.scope, call.key);
   Shard& shard = ShardFor(view);
   Ticket ticket;
   std::shared_ptr<const FlightResult> lingering;
@@ -83,22 +79,17 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
         refused_by = "max_waiters";
       } else {
         flight.joined = true;
-        ticket.waiter_id_ = flight.next_waiter_id++;
-        flight.waiters.emplace(ticket.waiter_id_, std::move(waiter));
+        ticket.waiter_id_ = flight.waiters.Add(std::move(waiter));
         ticket.flight_ = it->second;
         joined = true;
       }
     } else if (!AdmitFlight(fetcher)) {
       refused_by = "max_flights";
     } else {
-      auto flight =
-          std::make_shared<Flight>(fetcher, call.scope, call.key, &shard);
+      auto flight = std::make_shared<Flight>(fetcher, view, &shard);
       flight->home->mu.AssertHeld();
-      ticket.waiter_id_ = flight->next_waiter_id++;
-      flight->waiters.emplace(ticket.waiter_id_, std::move(waiter));
-      shard.flights.emplace(OwnedKey(fetcher.name, std::string(call.scope),
-                                     std::string(call.key)),
-                            flight);
+      ticket.waiter_id_ = flight->waiters.Add(std::move(waiter));
+      shard.flights.emplace(flight->Identity(), flight);
       ticket.flight_ = std::move(flight);
     }
   }
@@ -256,8 +247,7 @@ void Group::Detach(Flight& flight) {
   }
   // Unless forgotten, a flight still owns its key: a newer flight can only
   // exist for a forgotten one.
-  auto it = shard.flights.find(
-      KeyView{flight.fetcher_name, flight.scope, flight.key});
+  auto it = shard.flights.find(flight.Identity());
   if (it != shard.flights.end() && it->second.get() == &flight) {
     shard.flights.erase(it);
   }
@@ -289,7 +279,7 @@ bool Group::EndLocked(const std::shared_ptr<Flight>& flight,
   ending.result = std::move(result);
   ending.was_active = true;
   ending.cancel_fetch = cancel_fetch;
-  ending.waiters.swap(flight->waiters);
+  std::swap(ending.waiters, flight->waiters);
   ending.joined = flight->joined;
   ending.timer = std::exchange(flight->timeout_timer, 0);
   ending.fetch_started = flight->fetch_started;
@@ -325,9 +315,10 @@ void Group::Settle(const std::shared_ptr<Flight>& flight, Ending& ending) {
   if (ending.cancel_fetch) flight->cancellation->Cancel();
   // Nothing from here on touches the fetcher (the slot is handed on through
   // the limiter, which the Ending shares).
-  for (auto& [id, waiter] : ending.waiters) {
-    waiter(Outcome{ending.result, id != Flight::kStarterId || ending.joined});
-  }
+  ending.waiters.TakeAll([&](uint64_t id, Waiter& waiter) {
+    waiter(Outcome{ending.result,
+                   id != WaiterList<Waiter>::kFirstId || ending.joined});
+  });
   if (ending.leaver) {
     ending.leaver(Outcome{Failure(std::move(ending.leaver_status)), false});
   }
@@ -366,10 +357,8 @@ bool Group::Leave(const Ticket& ticket, absl::Status status) {
   bool last;
   {
     absl::MutexLock lock(&flight->home->mu);
-    auto it = flight->waiters.find(ticket.waiter_id_);
-    if (it == flight->waiters.end()) return false;
-    waiter = std::move(it->second);
-    flight->waiters.erase(it);
+    waiter = flight->waiters.Remove(ticket.waiter_id_);
+    if (waiter == nullptr) return false;
     // Nobody wants the result any more: free the key, stop the fetch.
     last = flight->waiters.empty() &&
            EndLocked(flight, Failure(absl::CancelledError("every waiter left")),
@@ -399,7 +388,7 @@ Outcome Group::DoSync(const NamedFetcher& fetcher, absl::string_view key,
 
 bool Group::Forget(absl::string_view fetcher, absl::string_view key,
                    absl::string_view scope) {
-  KeyView view{fetcher, scope, key};
+  KeyView view(fetcher, scope, key);
   Shard& shard = ShardFor(view);
   std::shared_ptr<Flight> found;  // Released outside the lock.
   absl::MutexLock lock(&shard.mu);

@@ -20,6 +20,7 @@
 #include "core/fetcher.h"
 #include "core/flight_observer.h"
 #include "core/timer_queue.h"
+#include "core/waiter_list.h"
 
 namespace singleflight {
 
@@ -148,37 +149,38 @@ class Group {
   void FailAll(const absl::Status& status);
 
  private:
+  // A flight's identity, with its hash, computed once per call. In the
+  // table, a key's views point into its own Flight's strings.
   struct KeyView {
+    KeyView(absl::string_view fetcher, absl::string_view scope,
+            absl::string_view key)
+        : fetcher(fetcher),
+          scope(scope),
+          key(key),
+          hash(absl::Hash<std::tuple<absl::string_view, absl::string_view,
+                                     absl::string_view>>()(
+              {fetcher, scope, key})) {}
+    KeyView(absl::string_view fetcher, absl::string_view scope,
+            absl::string_view key, size_t hash)
+        : fetcher(fetcher), scope(scope), key(key), hash(hash) {}
+
     absl::string_view fetcher;
     absl::string_view scope;
     absl::string_view key;
+    size_t hash;
   };
-  using OwnedKey = std::tuple<std::string, std::string, std::string>;
-  // Heterogeneous hashing, so that lookups need no string copies.
   struct KeyHash {
-    using is_transparent = void;
-    size_t operator()(KeyView k) const {
-      return absl::Hash<std::tuple<absl::string_view, absl::string_view,
-                                   absl::string_view>>()(
-          {k.fetcher, k.scope, k.key});
-    }
-    size_t operator()(const OwnedKey& k) const { return (*this)(View(k)); }
+    size_t operator()(const KeyView& k) const { return k.hash; }
   };
   struct KeyEq {
-    using is_transparent = void;
-    template <typename A, typename B>
-    bool operator()(const A& a, const B& b) const {
-      KeyView x = View(a), y = View(b);
-      return x.fetcher == y.fetcher && x.scope == y.scope && x.key == y.key;
+    bool operator()(const KeyView& a, const KeyView& b) const {
+      return a.hash == b.hash && a.key == b.key && a.fetcher == b.fetcher &&
+             a.scope == b.scope;
     }
   };
-  static KeyView View(KeyView k) { return k; }
-  static KeyView View(const OwnedKey& k) {
-    return KeyView{std::get<0>(k), std::get<1>(k), std::get<2>(k)};
-  }
 
   using Table =
-      absl::flat_hash_map<OwnedKey, std::shared_ptr<Flight>, KeyHash, KeyEq>;
+      absl::flat_hash_map<KeyView, std::shared_ptr<Flight>, KeyHash, KeyEq>;
   // One sixteenth of the keys, under one mutex.
   struct Shard {
     mutable absl::Mutex mu;
@@ -188,7 +190,8 @@ class Group {
     absl::flat_hash_map<Flight*, std::shared_ptr<Flight>> forgotten
         ABSL_GUARDED_BY(mu);
   };
-  static constexpr size_t kShards = 16;
+  static constexpr int kShardBits = 4;
+  static constexpr size_t kShards = size_t{1} << kShardBits;
 
   // Where a flight's life stands; group.cc has the transition table.
   enum class State { kNew, kQueued, kStarting, kRunning, kLingering, kEnded };
@@ -198,13 +201,18 @@ class Group {
   // One execution, and the waiters who want its outcome; after it finished, a
   // lingering value.
   struct Flight {
-    Flight(const NamedFetcher& fetcher, absl::string_view scope,
-           absl::string_view key, Shard* home)
+    Flight(const NamedFetcher& fetcher, const KeyView& identity, Shard* home)
         : fetcher(fetcher),
-          fetcher_name(fetcher.name),
-          scope(scope),
-          key(key),
+          fetcher_name(identity.fetcher),
+          scope(identity.scope),
+          key(identity.key),
+          key_hash(identity.hash),
           home(home) {}
+
+    // Its key in its shard's table, pointing into its own strings.
+    KeyView Identity() const {
+      return KeyView(fetcher_name, scope, key, key_hash);
+    }
 
     // Used only while the flight runs (the fetcher may be gone once every
     // waiter is answered); `fetcher_name` is the flight's own copy.
@@ -212,6 +220,7 @@ class Group {
     const std::string fetcher_name;
     const std::string scope;
     const std::string key;
+    const size_t key_hash;
     Shard* const home;
     const absl::Time started = absl::Now();
     const std::shared_ptr<CancellationSignal> cancellation =
@@ -230,16 +239,14 @@ class Group {
     TimerQueue::TimerId timeout_timer ABSL_GUARDED_BY(home->mu) = 0;
     // The outcome, while lingering.
     std::shared_ptr<const FlightResult> result ABSL_GUARDED_BY(home->mu);
-    uint64_t next_waiter_id ABSL_GUARDED_BY(home->mu) = kStarterId;
-    absl::flat_hash_map<uint64_t, Waiter> waiters ABSL_GUARDED_BY(home->mu);
-
-    static constexpr uint64_t kStarterId = 1;
+    // The starter is the first: WaiterList::kFirstId.
+    WaiterList<Waiter> waiters ABSL_GUARDED_BY(home->mu);
   };
 
   // What ending a flight leaves to do once its shard is unlocked.
   struct Ending {
     std::shared_ptr<const FlightResult> result;
-    absl::flat_hash_map<uint64_t, Waiter> waiters;
+    WaiterList<Waiter> waiters;
     bool joined = false;
     TimerQueue::TimerId timer = 0;
     absl::Duration linger = absl::ZeroDuration();
@@ -258,7 +265,11 @@ class Group {
     absl::Status leaver_status;
   };
 
-  Shard& ShardFor(KeyView key);
+  // The shard of `key`: from the hash's high bits, so that the bits the
+  // table itself uses stay random within a shard.
+  Shard& ShardFor(const KeyView& key) {
+    return shards_[key.hash >> (sizeof(size_t) * 8 - kShardBits)];
+  }
   // Runs the flight's fetch now, or when its fetcher's limiter allows.
   void Start(const std::shared_ptr<Flight>& flight, FetchRequest request);
   // Calls the fetcher, unless the flight ended while it waited for a slot.
