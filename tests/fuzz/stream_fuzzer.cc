@@ -1,17 +1,33 @@
 // Fuzzes DoStream through the real reactor: a SingleFlightServer runs in
-// this process (on 127.0.0.1, fetchers `echo` and `slow=echo:?delay=5ms`),
-// and each input is a script of at most 64 operations on one raw DoStream
-// call (generic stub, completion queue): send a well-formed request, send
-// raw bytes, half-close, read a reply, pause, cancel. At the end of the
-// script the client half-closes and reads everything (or has cancelled).
+// this process (on 127.0.0.1, fetchers `echo` and `slow=echo:?delay=5ms`,
+// tiny stream limits: max_stream_pending 3, max_stream_buffer_bytes 4 KiB, so
+// that back-pressure is reached all the time), and each input is a script of
+// at most 64 operations on one raw DoStream call (generic stub, completion
+// queue): send a well-formed request, send one with a large payload (1 to
+// 6 KiB, over the byte limit by itself), send raw bytes, half-close, read a
+// reply, pause (24 ms in all at most), cancel, drain. At the end of the script
+// the client half-closes and reads everything (or has cancelled). Like any
+// client that must not deadlock against back-pressure, the script reads while
+// one of its writes has been stalled for a while; otherwise it reads only when
+// told.
 //
-// Checked, for a stream not cancelled: it ends with OK within its 5 s
-// deadline; every message sent got exactly one reply, with its id and the
-// outcome the message calls for (a value equal to the key, INVALID_ARGUMENT
-// for a bad key or bytes that do not decode, NOT_FOUND for an unknown
-// fetcher). A cancelled stream ends with CANCELLED or OK, also in time.
-// Which outcome raw bytes call for is told by DecodeDoRequest and
-// SalvageRequestId, which request_fuzzer checks on their own.
+// An input starting with 'D' runs its script (the rest) on a server of its
+// own, started for it, with the same limits, after one request answered
+// (the stream is open in the service); its drain operation (or the end of
+// the script, if it has none) calls SingleFlightServer::Shutdown on another
+// thread, which begins the drain of every DoStream.
+//
+// Checked, for a stream not cancelled and not drained: it ends with OK within
+// its 5 s deadline; every message sent got exactly one reply, with its id
+// and the outcome the message calls for (a value equal to the key,
+// INVALID_ARGUMENT for a bad key or bytes that do not decode, NOT_FOUND for
+// an unknown fetcher). A cancelled stream ends with CANCELLED or OK (or
+// UNAVAILABLE if drained), also in time. A drained stream ends in time with OK,
+// and then every message got exactly one reply, or with UNAVAILABLE, and then
+// every reply answers a message sent, at most once; a flight failed by the
+// shutdown may answer UNAVAILABLE where a value was due. Which outcome raw
+// bytes call for is told by DecodeDoRequest and SalvageRequestId, which
+// request_fuzzer checks on their own.
 #include <fuzzer/FuzzedDataProvider.h>
 #include <google/protobuf/stubs/logging.h>
 #include <grpcpp/generic/generic_stub.h>
@@ -27,6 +43,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "server/config.h"
 #include "server/request_decoding.h"
 #include "server/request_validation.h"
@@ -39,6 +56,17 @@ namespace {
 
 constexpr int kMaxOperations = 64;
 constexpr char kMethod[] = "/singleflight.v1.SingleFlight/DoStream";
+// The limits of every server here: a few items, a few KiB.
+constexpr int kMaxStreamPending = 3;
+constexpr int64_t kMaxStreamBufferBytes = 4096;
+// What bytes 240 to 255 choose: 6, 7 a large request, 8 a drain, 9 a long
+// pause, 4 a read (0xff, which mutations love, costs little).
+constexpr int kHighOperations[16] = {6, 6, 6, 6, 7, 7, 7, 7,
+                                     8, 8, 9, 9, 4, 4, 4, 4};
+// Pauses of a script sleep at most this long in all (speed).
+constexpr int kPauseBudgetMs = 24;
+// How long a write may stall before the script reads to unblock it.
+constexpr auto kStall = std::chrono::milliseconds(5);
 
 // The reply a message sent calls for: its id, its code, and for OK its value.
 struct Expected {
@@ -62,6 +90,15 @@ Expected Expect(const v1::DoRequest& request) {
 grpc::ByteBuffer ToByteBuffer(const std::string& bytes) {
   grpc::Slice slice(bytes);
   return grpc::ByteBuffer(&slice, 1);
+}
+
+ServerConfig FuzzServerConfig() {
+  ServerConfig config;
+  config.listen = "127.0.0.1:0";
+  config.fetchers.push_back({"slow", "echo:?delay=5ms", {}, "stream_fuzzer"});
+  config.max_stream_pending = kMaxStreamPending;
+  config.max_stream_buffer_bytes = kMaxStreamBufferBytes;
+  return config;
 }
 
 // One DoStream call driven from a completion queue, one operation of each
@@ -116,25 +153,18 @@ class StreamScript {
   bool ReadOne() {
     if (reads_over_) return false;
     if (!writes_done_ && replies_.size() == expected_.size()) return true;
-    if (!pending_[kRead]) {
-      call_->Read(&reply_, Tag(kRead));
-      pending_[kRead] = true;
-    }
+    StartRead();
     Await(kRead);
-    if (reads_over_) return false;
-    v1::DoResponse response;
-    FuzzCheck(grpc::SerializationTraits<v1::DoResponse>::Deserialize(&reply_,
-                                                                     &response)
-                  .ok(),
-              "a reply parses");
-    replies_.push_back(std::move(response));
-    return true;
+    return !reads_over_;
   }
 
   void Cancel() {
     context_.TryCancel();
     cancelled_ = true;
   }
+
+  // From now on the server may be draining (see the file comment).
+  void Drained() { drained_ = true; }
 
   // Ends the call as the script leaves it, and checks how it ended.
   void FinishAndCheck() {
@@ -152,16 +182,30 @@ class StreamScript {
     Await(kFinish);
     if (cancelled_) {
       FuzzCheck(
-          status.error_code() == grpc::StatusCode::CANCELLED || status.ok(),
-          "a cancelled stream ends CANCELLED or OK");
+          status.error_code() == grpc::StatusCode::CANCELLED || status.ok() ||
+              (drained_ &&
+               status.error_code() == grpc::StatusCode::UNAVAILABLE),
+          "a cancelled stream ends CANCELLED or OK (or UNAVAILABLE drained)");
       return;
     }
-    if (!status.ok()) {
+    if (!status.ok() &&
+        !(drained_ && status.error_code() == grpc::StatusCode::UNAVAILABLE)) {
       fprintf(stderr, "stream ended with %d: %s\n", status.error_code(),
               status.error_message().c_str());
     }
-    FuzzCheck(status.ok(), "a half-closed stream read to its end ends OK");
-    FuzzCheck(replies_.size() == expected_.size(),
+    bool all_owed = status.ok();
+    if (drained_) {
+      FuzzCheck(
+          status.ok() || status.error_code() == grpc::StatusCode::UNAVAILABLE,
+          "a drained stream read to its end ends OK or UNAVAILABLE");
+    } else {
+      FuzzCheck(status.ok(), "a half-closed stream read to its end ends OK");
+    }
+    if (all_owed && replies_.size() != expected_.size()) {
+      fprintf(stderr, "%zu messages sent, %zu replies\n", expected_.size(),
+              replies_.size());
+    }
+    FuzzCheck(!all_owed || replies_.size() == expected_.size(),
               "every message gets exactly one reply");
     for (const v1::DoResponse& reply : replies_) MatchReply(reply);
   }
@@ -173,29 +217,69 @@ class StreamScript {
     return reinterpret_cast<void*>(static_cast<intptr_t>(operation) + 1);
   }
 
+  void StartRead() {
+    if (pending_[kRead] || reads_over_) return;
+    call_->Read(&reply_, Tag(kRead));
+    pending_[kRead] = true;
+  }
+
   // Waits until `operation` is over if it is outstanding, taking the events
-  // of the others as they come.
+  // of the others as they come. A write that stalls for kStall (the server
+  // stopped reading at a limit, and its replies fill the window) is
+  // unblocked by reading until it is over.
   void Await(Operation operation) {
     if (operation == kStart) pending_[kStart] = true;
+    bool stalled = false;
+    auto stall_deadline = std::chrono::system_clock::now() + kStall;
     while (pending_[operation]) {
       void* tag;
       bool ok;
-      FuzzCheck(queue_.Next(&tag, &ok), "the completion queue is not shut");
-      auto done = static_cast<Operation>(reinterpret_cast<intptr_t>(tag) - 1);
-      pending_[done] = false;
-      if (ok) continue;
-      if (done == kRead) {
-        reads_over_ = true;
-      } else if (done != kFinish) {
-        broken_ = true;
+      if (operation == kWrite && !stalled) {
+        grpc::CompletionQueue::NextStatus next =
+            queue_.AsyncNext(&tag, &ok, stall_deadline);
+        FuzzCheck(next != grpc::CompletionQueue::SHUTDOWN,
+                  "the completion queue is not shut");
+        if (next == grpc::CompletionQueue::TIMEOUT) {
+          stalled = true;
+          StartRead();
+          continue;
+        }
+      } else {
+        FuzzCheck(queue_.Next(&tag, &ok), "the completion queue is not shut");
       }
+      auto done = static_cast<Operation>(reinterpret_cast<intptr_t>(tag) - 1);
+      Take(done, ok);
+      if (stalled && done == kRead && pending_[kWrite]) StartRead();
     }
+  }
+
+  // Takes the event of `done`.
+  void Take(Operation done, bool ok) {
+    pending_[done] = false;
+    if (done == kRead) {
+      if (!ok) {
+        reads_over_ = true;
+        return;
+      }
+      v1::DoResponse response;
+      FuzzCheck(grpc::SerializationTraits<v1::DoResponse>::Deserialize(
+                    &reply_, &response)
+                    .ok(),
+                "a reply parses");
+      replies_.push_back(std::move(response));
+      return;
+    }
+    if (!ok && done != kFinish) broken_ = true;
   }
 
   void MatchReply(const v1::DoResponse& reply) {
     auto code = static_cast<absl::StatusCode>(reply.status().code());
     for (auto it = expected_.begin(); it != expected_.end(); ++it) {
-      if (it->id != reply.id() || it->code != code) continue;
+      if (it->id != reply.id()) continue;
+      // A flight that the shutdown failed.
+      bool failed_by_drain = drained_ && it->code == absl::StatusCode::kOk &&
+                             code == absl::StatusCode::kUnavailable;
+      if (it->code != code && !failed_by_drain) continue;
       // With a payload somewhere, a flight's value may be that payload.
       if (code == absl::StatusCode::kOk && !any_payload_ &&
           reply.value() != it->value) {
@@ -219,14 +303,19 @@ class StreamScript {
   bool reads_over_ = false;
   bool broken_ = false;
   bool cancelled_ = false;
+  bool drained_ = false;
   bool any_payload_ = false;
   std::vector<Expected> expected_;
   std::vector<v1::DoResponse> replies_;
 };
 
+uint64_t NextId() {
+  static uint64_t next_id = 1000;
+  return next_id++;
+}
+
 std::string ConsumeRequest(FuzzedDataProvider& data) {
   static const char* const kFetchers[] = {"", "echo", "slow", "none"};
-  static uint64_t next_id = 1000;
   v1::DoRequest request;
   request.set_fetcher(kFetchers[data.ConsumeIntegralInRange(0, 3)]);
   switch (data.ConsumeIntegralInRange(0, 7)) {
@@ -240,9 +329,64 @@ std::string ConsumeRequest(FuzzedDataProvider& data) {
       request.set_key(absl::StrCat("k", data.ConsumeIntegralInRange(0, 3)));
   }
   // Mostly distinct ids; sometimes one that repeats.
-  request.set_id(data.ConsumeBool() ? 7 : next_id++);
+  request.set_id(data.ConsumeBool() ? 7 : NextId());
   return request.SerializeAsString();
 }
+
+// A request whose payload (1 to 6 KiB; echo's value) is over
+// max_stream_buffer_bytes by itself or nearly: it holds its bytes while it
+// waits on a flight, and its reply holds them until written.
+std::string ConsumeLargeRequest(FuzzedDataProvider& data) {
+  v1::DoRequest request;
+  request.set_fetcher(data.ConsumeBool() ? "slow" : "echo");
+  request.set_key(absl::StrCat("k", data.ConsumeIntegralInRange(0, 3)));
+  size_t kib = data.ConsumeIntegralInRange(1, 6);
+  request.set_payload(std::string(kib * 1024, static_cast<char>('a' + kib)));
+  request.set_id(data.ConsumeBool() ? 7 : NextId());
+  return request.SerializeAsString();
+}
+
+// Sleeps `ms` if the script has that much of its budget left.
+void Pause(int ms, int* budget_ms) {
+  if (*budget_ms < ms) return;
+  *budget_ms -= ms;
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+// A server of its own for one drained script; Drain shuts it down on another
+// thread, at once.
+class DrainedServer {
+ public:
+  DrainedServer() {
+    absl::StatusOr<std::unique_ptr<SingleFlightServer>> started =
+        SingleFlightServer::Start(FuzzServerConfig());
+    FuzzCheck(started.ok(), "the drained server starts");
+    server_ = *std::move(started);
+    stub_ = std::make_unique<grpc::GenericStub>(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                            grpc::InsecureChannelCredentials()));
+  }
+
+  ~DrainedServer() {
+    Drain();
+    // The client's connection closed first: the shutdown waits for it.
+    stub_.reset();
+    stopper_.join();
+  }
+
+  grpc::GenericStub& stub() { return *stub_; }
+
+  void Drain() {
+    if (stopper_.joinable()) return;
+    // Flights (5 ms) and the script (well under 1 s) end long before.
+    stopper_ = std::thread([this] { server_->Shutdown(absl::Seconds(2)); });
+  }
+
+ private:
+  std::unique_ptr<SingleFlightServer> server_;
+  std::unique_ptr<grpc::GenericStub> stub_;
+  std::thread stopper_;
+};
 
 }  // namespace
 }  // namespace singleflight
@@ -259,11 +403,8 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   using namespace singleflight;  // NOLINT(build/namespaces)
   // Protobuf logs every string that is not UTF-8; the fuzzer sends many.
   google::protobuf::SetLogHandler(nullptr);
-  ServerConfig config;
-  config.listen = "127.0.0.1:0";
-  config.fetchers.push_back({"slow", "echo:?delay=5ms", {}, "stream_fuzzer"});
   absl::StatusOr<std::unique_ptr<SingleFlightServer>> started =
-      SingleFlightServer::Start(config);
+      SingleFlightServer::Start(FuzzServerConfig());
   FuzzCheck(started.ok(), "the server starts");
   server = started->release();
   stub = new grpc::GenericStub(
@@ -274,33 +415,74 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   using namespace singleflight;  // NOLINT(build/namespaces)
-  FuzzedDataProvider data(bytes, size);
-  StreamScript script(*stub);
-  for (int i = 0; i < kMaxOperations && data.remaining_bytes() > 0; ++i) {
-    switch (data.ConsumeIntegralInRange(0, 5)) {
-      case 0:
-      case 1:
-        script.Send(ConsumeRequest(data));
-        break;
-      case 2:
-        script.Send(data.ConsumeRandomLengthString(64));
-        break;
-      case 3:
-        script.HalfClose();
-        break;
-      case 4:
-        script.ReadOne();
-        break;
-      case 5:
-        if (data.ConsumeIntegralInRange(0, 7) == 0) {
-          script.Cancel();
-          i = kMaxOperations;
-        } else {
-          std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        }
-        break;
-    }
+  std::unique_ptr<DrainedServer> drained;
+  if (size > 0 && bytes[0] == 'D') {
+    drained = std::make_unique<DrainedServer>();
+    ++bytes;
+    --size;
   }
-  script.FinishAndCheck();
+  FuzzedDataProvider data(bytes, size);
+  int pause_budget_ms = kPauseBudgetMs;
+  {
+    StreamScript script(drained ? drained->stub() : *stub);
+    // A stream the server has not taken yet when its shutdown begins may be
+    // cancelled by gRPC (the call is dropped before any handler runs): one
+    // reply first, so that the drain finds the stream open in the service.
+    if (drained) {
+      v1::DoRequest request;
+      request.set_key("opened");
+      request.set_id(NextId());
+      script.Send(request.SerializeAsString());
+      script.ReadOne();
+    }
+    for (int i = 0; i < kMaxOperations && data.remaining_bytes() > 0; ++i) {
+      // Bytes under 240 choose as ConsumeIntegralInRange(0, 5) did before
+      // the operations above 5 came (the corpus keeps its meaning).
+      uint8_t choice = data.ConsumeIntegral<uint8_t>();
+      int operation = choice < 240 ? choice % 6 : kHighOperations[choice - 240];
+      switch (operation) {
+        case 0:
+        case 1:
+          script.Send(ConsumeRequest(data));
+          break;
+        case 2:
+          script.Send(data.ConsumeRandomLengthString(64));
+          break;
+        case 3:
+          script.HalfClose();
+          break;
+        case 4:
+          script.ReadOne();
+          break;
+        case 5:
+          if (data.ConsumeIntegralInRange(0, 7) == 0) {
+            script.Cancel();
+            i = kMaxOperations;
+          } else {
+            Pause(2, &pause_budget_ms);
+          }
+          break;
+        case 6:
+        case 7:
+          script.Send(ConsumeLargeRequest(data));
+          break;
+        case 8:
+          if (drained) {
+            drained->Drain();
+            script.Drained();
+          }
+          break;
+        case 9:
+          // Long enough for flights to end and replies to pile up unread.
+          Pause(6, &pause_budget_ms);
+          break;
+      }
+    }
+    if (drained) {
+      drained->Drain();
+      script.Drained();
+    }
+    script.FinishAndCheck();
+  }
   return 0;
 }
