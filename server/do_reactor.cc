@@ -99,6 +99,10 @@ grpc::ServerUnaryReactor* StartDoCall(grpc::CallbackServerContext* context,
                        absl::Now() - started, /*stream_item=*/false);
     return FinishNow(context, Reply(*outcome, response));
   }
+  // The call waits: its request's bytes are no longer needed (the fetch and
+  // the flight keep their own copies), so they go now rather than when the
+  // call ends. gRPC only destroys this buffer after the handler.
+  const_cast<grpc::ByteBuffer&>(raw_request).Clear();
   // gRPC does not call OnDone before this handler returns, so the reactor
   // may finish (from Deliver, on another thread) before that.
   auto* reactor = new DoReactor(context, group, metrics, response, *fetcher,

@@ -61,6 +61,10 @@ class SingleFlightServer {
 
   // How long after the drain the replies left (UNAVAILABLE) have to be
   // written, and their streams to end, before every connection is closed.
+  // How often an idle connection is pinged, and how long an answer may take
+  // before the connection and its calls are closed.
+  static constexpr absl::Duration kKeepaliveTime = absl::Seconds(30);
+  static constexpr absl::Duration kKeepaliveTimeout = absl::Seconds(10);
   static constexpr absl::Duration kStreamGrace = absl::Seconds(1);
   // How long connections may take to close by themselves once nothing is
   // pending (replies handed to gRPC being written), before they are closed.
