@@ -1,13 +1,20 @@
 #!/usr/bin/python3
 """Runs every benchmark of docs/PERFORMANCE.md and writes the results.
 
-Usage: scripts/bench.py [--quick]   (from the repository root, after a build;
-       scripts/bench.sh installs wrk and gnuplot, builds, and runs this)
+Usage: scripts/bench.py [--quick] [--skip-go] [--only=STEP,...]
+                        [--waiters=N,...] [--out=DIR]
+       (from the repository root, after a build; scripts/bench.sh installs
+       wrk and gnuplot, builds this and the Go baseline, and runs this)
 
 Writes docs/bench/RESULTS.md (the tables, each with the command that made
 it) and docs/bench/throughput.png (throughput and p99 against concurrency).
 Every service benchmark measures its baseline in the same run. --quick runs
 each load for a second, for a smoke test; the figures are then meaningless.
+--skip-go leaves out the hot-key comparison with the Go baseline server
+(bench/go, built into build/go-baseline/ by scripts/bench.sh); --only runs
+the named steps only (micro, overhead, hot_key, backend_saved, many_waiters,
+hot_key_vs_go, large_values, sweep); --waiters sets hot_key_vs_go's waiter
+counts (10000,100000 by default); --out writes elsewhere than docs/bench.
 """
 
 import json
@@ -21,11 +28,25 @@ import tempfile
 import time
 import urllib.request
 
+
+def option(name, default):
+    """The value of --NAME=VALUE on the command line, else default."""
+    for arg in sys.argv[1:]:
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    return default
+
+
 BIN = "build/bin"
+GO_BASELINE = "build/go-baseline/sf-go-baseline"
 QUICK = "--quick" in sys.argv
+SKIP_GO = "--skip-go" in sys.argv
+ONLY = [step for step in option("only", "").split(",") if step]
+WAITERS = [int(n) for n in
+           option("waiters", "5000" if QUICK else "10000,100000").split(",")]
 SECONDS = 1 if QUICK else 8
 ROUNDS = 1 if QUICK else 3
-OUT = "docs/bench"
+OUT = option("out", "docs/bench")
 
 
 class Process:
@@ -211,6 +232,96 @@ def many_waiters(report):
                   "RSS, every waiter answered within 1 s of completion.")
 
 
+def parse_duration_ms(text):
+    """An absl::FormatDuration string (1.5s, 118.2ms, 950us, 1m2s) in ms."""
+    units = {"h": 3600e3, "m": 60e3, "s": 1e3, "ms": 1, "us": 1e-3,
+             "ns": 1e-6}
+    return sum(float(number) * units[unit] for number, unit in
+               re.findall(r"([\d.]+)(h|ms|us|ns|m|s)", text))
+
+
+def hold_waiters(server, waiters):
+    """Runs many_waiters against a started server; returns its figures."""
+    args = [f"{BIN}/many_waiters", f"--target=127.0.0.1:{server.ports[0]}",
+            f"--server_pid={server.popen.pid}", f"--waiters={waiters}",
+            "--channels=8", "--fetcher=slow", "--timeout=60s"]
+    before = server.cpu_seconds()
+    output = subprocess.run(args, stdout=subprocess.PIPE, text=True,
+                            timeout=600).stdout
+    cpu = server.cpu_seconds() - before
+    server.stop()
+    found = dict(re.findall(r"(\w+)=([^\s;]+)", output))
+    per_waiter = re.search(r"([\d.-]+) kB per waiter", output)
+    return {
+        "complete": (int(found.get("seen_waiting", -1)) == waiters and
+                     int(found.get("ok_shared", -1)) == waiters),
+        "kb": float(per_waiter.group(1)) if per_waiter else float("nan"),
+        "cpu_us": cpu / waiters * 1e6,
+        "fanout_ms": parse_duration_ms(
+            re.search(r"fanout\(first->last reply\)=(\S+)", output).group(1)),
+        "threads": re.findall(r"threads=(\d+)", output),
+    }
+
+
+def spread(values, fmt):
+    """The median, and the range when there are several rounds."""
+    text = fmt.format(median(values))
+    if len(values) > 1:
+        text += f" ({fmt.format(min(values))}–{fmt.format(max(values))})"
+    return text
+
+
+def hot_key_vs_go(report):
+    servers = {
+        "singleflightd": lambda delay: singleflightd(
+            f"--fetcher=slow=echo:?delay={delay}"),
+        "Go (x/sync/singleflight)": lambda delay: Process(
+            [GO_BASELINE, "-listen", "127.0.0.1:0",
+             "-fetcher", f"slow=echo:?delay={delay}"],
+            r"listening on 127\.0\.0\.1:(\d+)"),
+    }
+    if not os.access(GO_BASELINE, os.X_OK):
+        report.append("## (d2) The hot-key regime against a Go server\n\n"
+                      f"Skipped: no {GO_BASELINE} (bench/go/build.sh "
+                      "build/go-baseline builds it).")
+        return
+    rows = []
+    for waiters in WAITERS:
+        # Longer than the ramp-up, so that every call waits on one flight.
+        delay = "6s" if waiters <= 10000 else "25s"
+        runs = {name: [] for name in servers}
+        for _ in range(ROUNDS):
+            for name, start in servers.items():
+                runs[name].append(hold_waiters(start(delay), waiters))
+        for name, results in runs.items():
+            threads = sorted({f"{r['threads'][0]}→{r['threads'][1]}"
+                              for r in results if len(r["threads"]) == 2})
+            rows.append((
+                f"{waiters:,}", name,
+                spread([r["kb"] for r in results], "{:.1f}"),
+                spread([r["cpu_us"] for r in results], "{:.0f}"),
+                spread([r["fanout_ms"] for r in results], "{:.0f}"),
+                ", ".join(threads),
+                "yes" if all(r["complete"] for r in results) else
+                "**no**"))
+    report.append(
+        "## (d2) The hot-key regime against a Go server\n\n`many_waiters "
+        "--waiters=N --channels=8 --fetcher=slow --timeout=60s` against "
+        "singleflightd and the Go baseline (bench/go: a plain grpc-go server "
+        "on golang.org/x/sync/singleflight, from Debian's packages), both "
+        "with `slow=echo:?delay=D` (6 s up to 10,000 waiters, 25 s above), "
+        f"{ROUNDS} alternating round(s), medians (and ranges). Memory: "
+        "VmRSS holding minus idle, per waiter; CPU: the server's "
+        "utime+stime (/proc/PID/stat) over the whole run, per call; fan-out: "
+        "first to last answer at the client; all held: every call seen "
+        "waiting and answered `shared`. The bare gRPC C++ server "
+        "(bare_server) is not in this table: it answers every Do at once "
+        "and has no InFlight, so it cannot hold calls.\n\n" +
+        table(["waiters", "server", "kB per waiter", "server CPU µs/call",
+               "first→last answer ms", "threads idle→holding", "all held"],
+              rows))
+
+
 def large_values(report):
     origin = Process(["/usr/bin/python3", "tests/origin/http_origin.py",
                       "--port", "0"], r"listening on 127\.0\.0\.1:(\d+)")
@@ -298,13 +409,22 @@ def main():
               f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, the load "
               "generator on the same machine. See docs/PERFORMANCE.md for "
               "what they mean."]
-    for step in (micro, overhead, hot_key, backend_saved, many_waiters,
-                 large_values, sweep):
+    steps = [micro, overhead, hot_key, backend_saved, many_waiters,
+             hot_key_vs_go, large_values, sweep]
+    if SKIP_GO:
+        steps.remove(hot_key_vs_go)
+    if ONLY:
+        unknown = set(ONLY) - {step.__name__ for step in steps}
+        if unknown:
+            sys.exit(f"bench: unknown or skipped steps: {sorted(unknown)}")
+        steps = [step for step in steps if step.__name__ in ONLY]
+    for step in steps:
         print(f"bench: {step.__name__}", file=sys.stderr, flush=True)
         step(report)
     with open(os.path.join(OUT, "RESULTS.md"), "w") as f:
         f.write("\n\n".join(report) + "\n")
-    print(f"bench: wrote {OUT}/RESULTS.md and {OUT}/throughput.png",
+    print(f"bench: wrote {OUT}/RESULTS.md" +
+          (f" and {OUT}/throughput.png" if sweep in steps else ""),
           file=sys.stderr)
 
 
