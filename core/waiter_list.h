@@ -10,9 +10,10 @@ namespace singleflight {
 
 // The waiters of one flight: Add and Remove without hashing, and, once the
 // list has grown, without allocating (the slot of a waiter that left is
-// reused). Each waiter is named by an id that stays unique for the list's
-// life: the slot's index with the slot's generation above it, so that the id
-// of a waiter that left never removes the waiter now in its slot. The first
+// reused). Each waiter is named by an id that stays unique until TakeAll
+// (after which a flight's list takes no more waiters): the slot's index with
+// the slot's generation above it, so that the id of a waiter that left never
+// removes the waiter now in its slot. The first
 // waiter added gets id kFirstId.
 //
 // `Waiter` is a callable that compares equal to nullptr when empty, and

@@ -30,6 +30,9 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 
 }  // namespace
 
+// How early a cancellation may come and still be the caller's deadline.
+constexpr std::chrono::milliseconds kDeadlineSlack(100);
+
 class DoReactor::Mailbox {
  public:
   // From the Group's waiter: delivers, or keeps the outcome for Collect.
@@ -69,6 +72,7 @@ grpc::ServerUnaryReactor* StartDoCall(grpc::CallbackServerContext* context,
                                       Group* group,
                                       const FetcherRegistry& registry,
                                       ServerMetrics* metrics,
+                                      std::atomic<int>* waiting_calls,
                                       const grpc::ByteBuffer& raw_request,
                                       grpc::ByteBuffer* response) {
   absl::Time started = absl::Now();
@@ -106,7 +110,7 @@ grpc::ServerUnaryReactor* StartDoCall(grpc::CallbackServerContext* context,
   // gRPC does not call OnDone before this handler returns, so the reactor
   // may finish (from Deliver, on another thread) before that.
   auto* reactor = new DoReactor(context, group, metrics, response, *fetcher,
-                                started, std::move(ticket));
+                                started, std::move(ticket), waiting_calls);
   if (std::optional<Outcome> outcome = mailbox->Attach(reactor)) {
     reactor->Deliver(*outcome);
   }
@@ -116,18 +120,31 @@ grpc::ServerUnaryReactor* StartDoCall(grpc::CallbackServerContext* context,
 DoReactor::DoReactor(grpc::CallbackServerContext* context, Group* group,
                      ServerMetrics* metrics, grpc::ByteBuffer* response,
                      const NamedFetcher* fetcher, absl::Time started,
-                     Group::Ticket ticket)
+                     Group::Ticket ticket, std::atomic<int>* waiting_calls)
     : context_(context),
       group_(group),
       metrics_(metrics),
       response_(response),
       fetcher_(fetcher),
       started_(started),
-      ticket_(std::move(ticket)) {}
+      ticket_(std::move(ticket)),
+      waiting_calls_(waiting_calls) {
+  waiting_calls_->fetch_add(1, std::memory_order_relaxed);
+}
+
+void DoReactor::OnDone() {
+  std::atomic<int>* waiting_calls = waiting_calls_;
+  delete this;
+  // Last: a drain that sees 0 may destroy the service that owns the count.
+  waiting_calls->fetch_sub(1, std::memory_order_release);
+}
 
 void DoReactor::OnCancel() {
+  // The client ends its call at its deadline, which this server computed
+  // from the same timeout on arrival: the cancellation may come a moment
+  // before it.
   bool deadline_passed =
-      context_->deadline() <= std::chrono::system_clock::now();
+      context_->deadline() <= std::chrono::system_clock::now() + kDeadlineSlack;
   group_->Leave(ticket_, deadline_passed
                              ? absl::DeadlineExceededError("deadline exceeded")
                              : absl::CancelledError("cancelled by the caller"));

@@ -3,6 +3,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
@@ -19,16 +20,19 @@ namespace singleflight {
 // which finishes when the flight completes, or at once when the caller
 // cancels or its deadline passes. No thread waits in between. The call is raw
 // (ByteBuffer in and out) so that the reply carries the flight's shared value
-// without a copy per waiter (see EncodeDoResponse).
+// without a copy per waiter (see EncodeDoResponse). `waiting_calls` counts
+// the calls with a DoReactor until their OnDone (a drain waits for them).
 grpc::ServerUnaryReactor* StartDoCall(grpc::CallbackServerContext* context,
                                       Group* group,
                                       const FetcherRegistry& registry,
                                       ServerMetrics* metrics,
+                                      std::atomic<int>* waiting_calls,
                                       const grpc::ByteBuffer& raw_request,
                                       grpc::ByteBuffer* response);
 
-// The reactor of a Do call that waits on its flight. Deletes itself in
-// OnDone.
+// The reactor of a Do call that waits on its flight. Counts itself in
+// `waiting_calls` from its construction until OnDone, where it deletes
+// itself.
 class DoReactor : public grpc::ServerUnaryReactor {
  public:
   // Hands outcomes from the Group to the call: to the DoReactor once there
@@ -38,10 +42,10 @@ class DoReactor : public grpc::ServerUnaryReactor {
   DoReactor(grpc::CallbackServerContext* context, Group* group,
             ServerMetrics* metrics, grpc::ByteBuffer* response,
             const NamedFetcher* fetcher, absl::Time started,
-            Group::Ticket ticket);
+            Group::Ticket ticket, std::atomic<int>* waiting_calls);
 
   void OnCancel() override;
-  void OnDone() override { delete this; }
+  void OnDone() override;
 
   // Finishes the call with `outcome`.
   void Deliver(const Outcome& outcome);
@@ -54,6 +58,7 @@ class DoReactor : public grpc::ServerUnaryReactor {
   const NamedFetcher* const fetcher_;
   const absl::Time started_;
   const Group::Ticket ticket_;
+  std::atomic<int>* const waiting_calls_;
 };
 
 }  // namespace singleflight

@@ -9,7 +9,8 @@ LogRateLimiter::Decision LogRateLimiter::Admit(absl::string_view source,
                                                absl::Time now) {
   absl::MutexLock lock(&mu_);
   Window& window = windows_[source];
-  if (now - window.start >= window_) {
+  // A clock stepped back starts a new window too, rather than none again.
+  if (now - window.start >= window_ || now < window.start) {
     window.start = now;
     window.lines = 0;
   }

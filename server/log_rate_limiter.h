@@ -35,8 +35,9 @@ class LogRateLimiter {
   LogRateLimiter(const LogRateLimiter&) = delete;
   LogRateLimiter& operator=(const LogRateLimiter&) = delete;
 
-  // Counts one line of `source` at `now` (times must not go backwards by
-  // more than a window) and says whether to log it.
+  // Counts one line of `source` at `now` and says whether to log it. A
+  // `now` before the current window's start (a clock stepped back) starts a
+  // new window.
   Decision Admit(absl::string_view source, absl::Time now);
 
  private:

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/log_rate_limiter.h"
@@ -106,8 +107,11 @@ void LogGrpc(gpr_log_func_args* args) {
   spdlog::level::level_enum ours = spdlog::level::err;
   if (args->severity == GPR_LOG_SEVERITY_DEBUG) ours = spdlog::level::debug;
   if (args->severity == GPR_LOG_SEVERITY_INFO) ours = spdlog::level::info;
+  // GPR_ASSERT logs "assertion failed: ..." just before abort(): that line
+  // is never dropped.
+  bool assertion = absl::StartsWith(args->message, "assertion failed");
   LogForeign("grpc", ours, args->message, args->file, args->line,
-             !grpc_tracing.load(std::memory_order_relaxed));
+             !assertion && !grpc_tracing.load(std::memory_order_relaxed));
 }
 
 // What gRPC is to log at our `level`: its info lines are start-up details,

@@ -70,7 +70,9 @@ class SingleFlightServer {
   // pending (replies handed to gRPC being written), before they are closed.
   static constexpr absl::Duration kSettle = absl::Milliseconds(200);
 
-  // Whether no call waits for anything: no flight, no open DoStream.
+  // Whether no call waits for anything: no flight, no open DoStream, no
+  // unary call that waited and is not over (its reply may still be being
+  // written). Calls answered at once are not counted: kSettle is theirs.
   bool Idle() const;
 
   // Destroyed in reverse order: the metrics endpoint, the server (every call

@@ -50,7 +50,8 @@ grpc::ServerUnaryReactor* SingleFlightService::Do(
     grpc::ByteBuffer* response) {
   absl::Status allowed = Admit(context, Role::kCaller);
   if (!allowed.ok()) return Refuse(context, allowed);
-  return StartDoCall(context, group_, registry_, metrics_, *request, response);
+  return StartDoCall(context, group_, registry_, metrics_, &waiting_calls_,
+                     *request, response);
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*

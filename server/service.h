@@ -3,6 +3,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+
 #include "core/fetcher_registry.h"
 #include "core/group.h"
 #include "server/access_control.h"
@@ -52,6 +54,11 @@ class SingleFlightService final
   void BeginDrain() { streams_.BeginDrain(); }
   // DoStreams not yet over (OnDone not yet run).
   int open_streams() const { return streams_.size(); }
+  // Unary Do calls that waited on a flight and are not yet over (their
+  // reply may still be being written).
+  int waiting_calls() const {
+    return waiting_calls_.load(std::memory_order_acquire);
+  }
 
  private:
   // OK if the caller may call an RPC needing `role`; counts refusals.
@@ -66,6 +73,7 @@ class SingleFlightService final
   const AccessControl& access_;
   const StreamLimits stream_limits_;
   DoStreamRegistry streams_;
+  std::atomic<int> waiting_calls_{0};
 };
 
 }  // namespace singleflight
