@@ -37,6 +37,15 @@ TEST(LogRateLimiterTest, ReportsTheLinesDroppedWithTheNextOneLogged) {
             0);
 }
 
+// Found in review: after the clock stepped back, no window ever ended.
+TEST(LogRateLimiterTest, AClockSteppedBackStartsANewWindow) {
+  LogRateLimiter limiter(1, kWindow);
+  absl::Time now = absl::FromUnixSeconds(10000);
+  EXPECT_TRUE(limiter.Admit("grpc", now).log);
+  EXPECT_FALSE(limiter.Admit("grpc", now).log);
+  EXPECT_TRUE(limiter.Admit("grpc", now - absl::Hours(1)).log);
+}
+
 TEST(LogRateLimiterTest, CountsEachSourceApart) {
   LogRateLimiter limiter(1, kWindow);
   absl::Time now = absl::FromUnixSeconds(1000);
