@@ -7,16 +7,7 @@
 # baseline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-missing=()
-for package in wrk gnuplot-nox; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null |
-    grep -q "install ok installed" || missing+=("$package")
-done
-if ((${#missing[@]} > 0)); then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    "${missing[@]}"
-fi
+scripts/install-deps.sh wrk gnuplot-nox
 scripts/build.sh
 if [[ " $* " != *" --skip-go "* ]]; then
   bench/go/build.sh build/go-baseline

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, whatever the build and tests need that is
-# missing. Run as root on Debian 12. Installs nothing if all is there.
+# missing, and the packages named as arguments (for the benchmarks' extra
+# tools). Run as root on Debian 12. Installs nothing if all is there.
 set -euo pipefail
 
 packages=(
@@ -9,6 +10,7 @@ packages=(
   grpc-proto libabsl-dev libyaml-cpp-dev libcurl4-openssl-dev prometheus-cpp-dev libspdlog-dev openssl
   curl python3-grpcio python3-protobuf jq haproxy docker-compose libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
+  "$@"
 )
 
 missing=()

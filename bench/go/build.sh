@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Go baseline server, offline, from Debian 12's Go packages:
 #   bench/go/build.sh OUT_DIR      ->  OUT_DIR/sf-go-baseline
-# Installs the missing packages first (as scripts/install-deps.sh does), then
+# Installs the missing packages first (scripts/install-deps.sh), then
 # works in GOPATH mode under OUT_DIR (stubs generated from
 # proto/singleflight/v1/singleflight.proto into OUT_DIR/gopath; nothing
 # generated is committed). No network is used but apt's. Never run in CI.
@@ -14,19 +14,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 mkdir -p "$1"
 out="$(cd "$1" && pwd)"
 
-packages=(golang-go golang-golang-x-sync-dev golang-google-grpc-dev
-  golang-goprotobuf-dev protoc-gen-go-grpc protobuf-compiler)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null |
-    grep -q "install ok installed" || missing+=("$package")
-done
-if ((${#missing[@]} > 0)); then
-  echo "bench/go/build.sh: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+"$root/scripts/install-deps.sh" golang-go golang-golang-x-sync-dev \
+  golang-google-grpc-dev golang-goprotobuf-dev protoc-gen-go-grpc
 
 # Debian's protoc-gen-go is v1.3 (APIv1, what Debian's grpc-go 1.33 is built
 # with), so the well-known Duration comes from github.com/golang/protobuf.

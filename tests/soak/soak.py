@@ -189,27 +189,42 @@ def pick(rng):
     return fetcher, rng.choice(keys)
 
 
-def own_client_ports(server_port):
-    """Local ports of this process's open TCP connections to server_port."""
-    inodes = set()
-    for name in os.listdir("/proc/self/fd"):
+def tcp_sockets(pid):
+    """{inode: (local port, remote port, hex state)} of the TCP sockets in
+    process pid's network namespace ("self" for this process)."""
+    sockets = {}
+    for table in ("/proc/%s/net/tcp" % pid, "/proc/%s/net/tcp6" % pid):
         try:
-            match = re.match(r"socket:\[(\d+)\]",
-                             os.readlink("/proc/self/fd/" + name))
+            with open(table) as rows:
+                next(rows)
+                for row in rows:
+                    f = row.split()
+                    sockets[f[9]] = (int(f[1].rsplit(":", 1)[1], 16),
+                                     int(f[2].rsplit(":", 1)[1], 16), f[3])
+        except OSError:
+            pass
+    return sockets
+
+
+def fd_links(pid):
+    """{fd: (link, socket inode or None)} of process pid ("self" too)."""
+    fd_dir = "/proc/%s/fd" % pid
+    links = {}
+    for name in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, name))
         except OSError:
             continue
-        if match:
-            inodes.add(match.group(1))
-    ports = set()
-    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
-        with open(table) as rows:
-            next(rows)
-            for row in rows:
-                f = row.split()
-                if (f[9] in inodes
-                        and int(f[2].rsplit(":", 1)[1], 16) == server_port):
-                    ports.add(int(f[1].rsplit(":", 1)[1], 16))
-    return ports
+        match = re.match(r"socket:\[(\d+)\]", link)
+        links[int(name)] = (link, match.group(1) if match else None)
+    return links
+
+
+def own_client_ports(server_port):
+    """Local ports of this process's open TCP connections to server_port."""
+    inodes = {inode for _, inode in fd_links("self").values() if inode}
+    return {local for inode, (local, remote, _) in tcp_sockets("self").items()
+            if inode in inodes and remote == server_port}
 
 
 def log(message):
@@ -380,69 +395,34 @@ class Server:
         return 0
 
     def fd_table(self):
-        """{fd: what it is}: a TCP socket as LOCAL->REMOTE STATE (hex ports
-        and states of /proc/net/tcp), anything else as its link."""
-        sockets = {}
-        for table in ("/proc/%d/net/tcp" % self.proc.pid,
-                      "/proc/%d/net/tcp6" % self.proc.pid):
-            try:
-                with open(table) as rows:
-                    next(rows)
-                    for row in rows:
-                        f = row.split()
-                        sockets[f[9]] = "tcp %s->%s st=%s" % (
-                            int(f[1].rsplit(":", 1)[1], 16),
-                            int(f[2].rsplit(":", 1)[1], 16), f[3])
-            except OSError:
-                pass
-        fd_dir = "/proc/%d/fd" % self.proc.pid
+        """{fd: what it is}: a TCP socket as LOCAL->REMOTE STATE (ports, and
+        the hex state of /proc/net/tcp), anything else as its link."""
+        sockets = tcp_sockets(self.proc.pid)
         described = {}
-        for name in os.listdir(fd_dir):
-            try:
-                link = os.readlink(os.path.join(fd_dir, name))
-            except OSError:
-                continue
-            match = re.match(r"socket:\[(\d+)\]", link)
-            described[int(name)] = (sockets.get(match.group(1), link)
-                                    if match else link)
+        for fd, (link, inode) in fd_links(self.proc.pid).items():
+            if inode in sockets:
+                local, remote, state = sockets[inode]
+                described[fd] = "tcp %s->%s st=%s" % (local, remote, state)
+            else:
+                described[fd] = link
         return described
 
     def fds(self):
         """(descriptors other than the ones below, connections to the origin,
         connections from this soak process that it still holds open)."""
-        inodes = []
-        total = 0
-        fd_dir = "/proc/%d/fd" % self.proc.pid
-        for name in os.listdir(fd_dir):
-            try:
-                link = os.readlink(os.path.join(fd_dir, name))
-            except OSError:
-                continue
-            total += 1
-            match = re.match(r"socket:\[(\d+)\]", link)
-            if match:
-                inodes.append(match.group(1))
-        to_origin = set()
-        held = set()
+        links = fd_links(self.proc.pid)
         own = own_client_ports(self.port)
-        for table in ("/proc/%d/net/tcp" % self.proc.pid,
-                      "/proc/%d/net/tcp6" % self.proc.pid):
-            try:
-                with open(table) as rows:
-                    next(rows)
-                    for row in rows:
-                        fields = row.split()
-                        remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-                        local_port = int(fields[1].rsplit(":", 1)[1], 16)
-                        if remote_port == self.origin_port:
-                            to_origin.add(fields[9])
-                        elif local_port == self.port and remote_port in own:
-                            held.add(fields[9])
-            except OSError:
-                pass
-        origin = sum(1 for inode in inodes if inode in to_origin)
-        held = sum(1 for inode in inodes if inode in held)
-        return total - origin - held, origin, held
+        origin = held = 0
+        sockets = tcp_sockets(self.proc.pid)
+        for _, inode in links.values():
+            if inode not in sockets:
+                continue
+            local, remote, _ = sockets[inode]
+            if remote == self.origin_port:
+                origin += 1
+            elif local == self.port and remote in own:
+                held += 1
+        return len(links) - origin - held, origin, held
 
 
 class Soak:
