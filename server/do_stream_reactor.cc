@@ -280,7 +280,7 @@ DoStreamReactor::Step DoStreamReactor::NextStepLocked() {
       step.read = true;
     } else if (!read_paused_) {
       read_paused_ = true;
-      metrics_->StreamReadPaused(limit);  // Lock-free.
+      metrics_->StreamReadPaused(limit);  // Lock-free: fine under mu_.
     }
   }
   if (step.write || step.read) {

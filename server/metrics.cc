@@ -5,6 +5,8 @@
 #include <map>
 #include <utility>
 
+#include "absl/strings/string_view.h"
+
 namespace singleflight {
 namespace {
 
@@ -104,7 +106,11 @@ ServerMetrics::ServerMetrics()
                          .Name("singleflight_wait_duration_seconds")
                          .Help("Time from a caller's request to its outcome.")
                          .Register(*registry_)),
-      no_fetcher_(MakeSeries("")) {}
+      no_fetcher_(MakeSeries("")) {
+  pending_pauses_ = &stream_read_pauses_.Add({{"limit", "max_stream_pending"}});
+  buffer_pauses_ =
+      &stream_read_pauses_.Add({{"limit", "max_stream_buffer_bytes"}});
+}
 
 ServerMetrics::FetcherSeries ServerMetrics::MakeSeries(
     const std::string& name) {
@@ -189,7 +195,9 @@ void ServerMetrics::Refused(const NamedFetcher* fetcher, const char* reason) {
 }
 
 void ServerMetrics::StreamReadPaused(const char* limit) {
-  stream_read_pauses_.Add({{"limit", limit}}).Increment();
+  (absl::string_view(limit) == "max_stream_pending" ? pending_pauses_
+                                                    : buffer_pauses_)
+      ->Increment();
 }
 
 std::vector<std::weak_ptr<prometheus::Collectable>>

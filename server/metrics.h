@@ -70,7 +70,7 @@ class ServerMetrics : public FlightObserver {
 
   // A DoStream stopped reading requests because it reached `limit`
   // ("max_stream_pending" or "max_stream_buffer_bytes"): its client sends
-  // faster than it reads the replies.
+  // faster than it reads the replies. Lock-free.
   void StreamReadPaused(const char* limit);
 
   // What an Exposer serves.
@@ -104,6 +104,9 @@ class ServerMetrics : public FlightObserver {
   prometheus::Family<prometheus::Counter>& forgets_;
   prometheus::Family<prometheus::Counter>& rejected_;
   prometheus::Family<prometheus::Counter>& stream_read_pauses_;
+  // Its two series, made at construction so that counting takes no lock.
+  prometheus::Counter* pending_pauses_;
+  prometheus::Counter* buffer_pauses_;
   prometheus::Family<prometheus::Histogram>& execution_duration_;
   prometheus::Family<prometheus::Histogram>& wait_duration_;
   FetcherSeries no_fetcher_;
