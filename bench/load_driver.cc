@@ -99,14 +99,15 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> Connect(
   return channels;
 }
 
-// The state of one run, shared with every call in progress, so that it
-// lives until the last of them has ended.
+// The state of one run. RunLoad owns it and destroys it, with its
+// channels, on its own thread once every call's completion callback has
+// been destroyed (AwaitAllEnded): never from within a gRPC callback.
 //
 // Thread-safe. Closed loop: each caller starts its next call from the
 // completion of its last one. Open loop: Schedule starts calls on one
 // thread. Calls stop starting at the end time, at the call bound, or on
 // Stop(); once Stop() has returned, no Start is in progress or will begin.
-class LoadRun : public std::enable_shared_from_this<LoadRun> {
+class LoadRun {
  public:
   LoadRun(const LoadOptions& options,
           std::vector<std::unique_ptr<CallTransport>> transports,
@@ -153,8 +154,7 @@ class LoadRun : public std::enable_shared_from_this<LoadRun> {
       size_t channel = k % transports_.size();
       transports_[channel]->Start(
           options_.keys->Key(options_.keys->Sample(rng)),
-          [run = shared_from_this(), channel, due,
-           measured](CallResult result) {
+          [run = CallbackRef(this), channel, due, measured](CallResult result) {
             run->Record(channel, result, due, measured);
             run->EndCall();
           });
@@ -238,6 +238,28 @@ class LoadRun : public std::enable_shared_from_this<LoadRun> {
   }
 
  private:
+  // Held by each call's completion callback, so that the run outlives the
+  // callback (AllEnded waits for the last one to be destroyed).
+  class CallbackRef {
+   public:
+    explicit CallbackRef(LoadRun* run) : run_(run) {
+      absl::MutexLock lock(&run_->mu_);
+      ++run_->callbacks_;
+    }
+    CallbackRef(CallbackRef&& other)
+        : run_(std::exchange(other.run_, nullptr)) {}
+    CallbackRef& operator=(CallbackRef&&) = delete;
+    ~CallbackRef() {
+      if (run_ == nullptr) return;
+      absl::MutexLock lock(&run_->mu_);
+      --run_->callbacks_;
+    }
+    LoadRun* operator->() const { return run_; }
+
+   private:
+    LoadRun* run_;
+  };
+
   // A closed loop's caller: one call at a time, on one channel.
   struct Caller {
     size_t channel;
@@ -256,7 +278,7 @@ class LoadRun : public std::enable_shared_from_this<LoadRun> {
     }
     transports_[caller.channel]->Start(
         options_.keys->Key(options_.keys->Sample(caller.rng)),
-        [run = shared_from_this(), &caller, now, measured](CallResult result) {
+        [run = CallbackRef(this), &caller, now, measured](CallResult result) {
           run->Record(caller.channel, result, now, measured);
           run->Call(caller);
         });
@@ -294,7 +316,7 @@ class LoadRun : public std::enable_shared_from_this<LoadRun> {
     return active_ == 0 || bound_reached_;
   }
   bool AllEnded() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return active_ == 0 && outstanding_ == 0;
+    return active_ == 0 && outstanding_ == 0 && callbacks_ == 0;
   }
 
   const LoadOptions options_;
@@ -317,6 +339,8 @@ class LoadRun : public std::enable_shared_from_this<LoadRun> {
   int active_ ABSL_GUARDED_BY(mu_);
   // Open loop: calls in progress.
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;
+  // Completion callbacks not yet destroyed.
+  int callbacks_ ABSL_GUARDED_BY(mu_) = 0;
   bool bound_reached_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
@@ -348,11 +372,11 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options) {
   uint64_t end = options.duration == absl::InfiniteDuration()
                      ? kNever
                      : measure_start + ToNs(options.duration);
-  auto run = std::make_shared<LoadRun>(options, std::move(transports),
+  auto run = std::make_unique<LoadRun>(options, std::move(transports),
                                        measure_start, end);
   std::thread scheduler;
   if (options.rate > 0) {
-    scheduler = std::thread([run] { run->Schedule(); });
+    scheduler = std::thread([run = run.get()] { run->Schedule(); });
   } else {
     run->StartCallers();
   }
@@ -367,6 +391,8 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options) {
   if (!run->AwaitAllEnded(options.deadline + absl::Seconds(1))) {
     run->CancelCalls();
     if (!run->AwaitAllEnded(kCancelGrace)) {
+      // The run cannot be destroyed under a call still running.
+      run.release();
       return absl::DeadlineExceededError(
           "calls were still running after they were cancelled");
     }

@@ -6,9 +6,16 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 
 namespace singleflight {
 namespace bench {
+namespace {
+
+// How long the destructor waits for the cancelled stream to end.
+constexpr absl::Duration kStreamEndGrace = absl::Seconds(10);
+
+}  // namespace
 
 // The DoStream call: one write in flight at a time, fed from a queue; one
 // read always pending. A hold keeps the call from ending until Close, so
@@ -61,6 +68,12 @@ class StreamTransport::Stream final
 
   void Cancel() { context_.TryCancel(); }
 
+  // Notified when the stream is destroyed, after its context has released
+  // its channel.
+  std::shared_ptr<absl::Notification> destroyed() const {
+    return destroyed_.notification;
+  }
+
   void OnWriteDone(bool ok) override {
     bool next_write = false, writes_done = false;
     {
@@ -112,8 +125,17 @@ class StreamTransport::Stream final
   }
 
  private:
+  // Notifies on destruction.
+  struct DestroyedSignal {
+    ~DestroyedSignal() { notification->Notify(); }
+    std::shared_ptr<absl::Notification> notification =
+        std::make_shared<absl::Notification>();
+  };
+
   Stream() = default;
 
+  // First, so that it is destroyed last.
+  DestroyedSignal destroyed_;
   grpc::ClientContext context_;
   v1::DoResponse reply_;          // Owned by the read in progress.
   v1::DoRequest writing_;         // Owned by the write in flight.
@@ -138,8 +160,11 @@ StreamTransport::StreamTransport(const std::shared_ptr<grpc::Channel>& channel,
       stream_(Stream::Open(*stub_)) {}
 
 StreamTransport::~StreamTransport() {
+  std::shared_ptr<absl::Notification> destroyed = stream_->destroyed();
   stream_->Close();
   stream_->Cancel();
+  stream_.reset();
+  destroyed->WaitForNotificationWithTimeout(kStreamEndGrace);
 }
 
 void StreamTransport::Start(const std::string& key, CallDone done) {

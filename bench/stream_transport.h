@@ -26,7 +26,10 @@ class StreamTransport final : public CallTransport {
                   std::string fetcher,
                   std::shared_ptr<const std::string> payload);
   // Cancels the stream if it is still open; its items still get their
-  // `done`.
+  // `done`. Waits (up to 10 s) for the stream to end, so that the channel
+  // is not released from a gRPC thread: gRPC 1.51 cannot destroy a
+  // channel from within one of its own callbacks (grpc/grpc#37858; here it
+  // showed as double frees and hangs).
   ~StreamTransport() override;
 
   void Start(const std::string& key, CallDone done) override;

@@ -9,12 +9,15 @@ namespace singleflight {
 namespace bench {
 namespace {
 
-// One call's state, from Start until its completion callback.
+// One call's state, from Start until its completion callback. `done` is
+// destroyed last, after the context has released its channel: the load
+// run may destroy the channel as soon as `done` is gone, and must not
+// leave its last reference to a gRPC thread.
 struct UnaryCall {
+  CallDone done;
   grpc::ClientContext context;
   v1::DoRequest request;
   v1::DoResponse response;
-  CallDone done;
 };
 
 }  // namespace

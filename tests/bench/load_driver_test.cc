@@ -28,7 +28,10 @@ class LoadDriverTest : public testing::Test {
   }
 
   void TearDown() override {
-    if (server_ != nullptr) server_->Shutdown();
+    if (server_ != nullptr) {
+      server_->Shutdown(std::chrono::system_clock::now() +
+                        std::chrono::seconds(5));
+    }
   }
 
   LoadOptions Options(absl::string_view distribution = "uniform") {
