@@ -7,14 +7,17 @@ Usage: scripts/bench.py [--quick] [--skip-go] [--only=STEP,...]
        wrk and gnuplot, builds this and the Go baseline, and runs this)
 
 Writes docs/bench/RESULTS.md (the tables, each with the command that made
-it) and docs/bench/throughput.png (throughput and p99 against concurrency).
+it), docs/bench/throughput.png (throughput and p99 against concurrency) and
+docs/bench/hot_key_vs_go.png (memory and fan-out time against waiters, for
+singleflightd and the Go baseline).
 Every service benchmark measures its baseline in the same run. --quick runs
 each load for a second, for a smoke test; the figures are then meaningless.
---skip-go leaves out the hot-key comparison with the Go baseline server
+--skip-go leaves out the comparisons with the Go baseline server
 (bench/go, built into build/go-baseline/ by scripts/bench.sh); --only runs
 the named steps only (micro, overhead, hot_key, backend_saved, many_waiters,
-hot_key_vs_go, large_values, sweep); --waiters sets hot_key_vs_go's waiter
-counts (10000,100000 by default); --out writes elsewhere than docs/bench.
+hot_key_vs_go, stream_vs_go, large_values, sweep); --waiters sets
+hot_key_vs_go's waiter counts (1000,10000,30000,100000 by default); --out
+writes elsewhere than docs/bench.
 """
 
 import json
@@ -43,7 +46,7 @@ QUICK = "--quick" in sys.argv
 SKIP_GO = "--skip-go" in sys.argv
 ONLY = [step for step in option("only", "").split(",") if step]
 WAITERS = [int(n) for n in
-           option("waiters", "5000" if QUICK else "10000,100000").split(",")]
+           option("waiters", "5000" if QUICK else "1000,10000,30000,100000").split(",")]
 SECONDS = 1 if QUICK else 8
 ROUNDS = 1 if QUICK else 3
 OUT = option("out", "docs/bench")
@@ -275,24 +278,23 @@ def hot_key_vs_go(report):
     servers = {
         "singleflightd": lambda delay: singleflightd(
             f"--fetcher=slow=echo:?delay={delay}"),
-        "Go (x/sync/singleflight)": lambda delay: Process(
-            [GO_BASELINE, "-listen", "127.0.0.1:0",
-             "-fetcher", f"slow=echo:?delay={delay}"],
-            r"listening on 127\.0\.0\.1:(\d+)"),
+        "Go (x/sync/singleflight)": go_baseline,
     }
     if not os.access(GO_BASELINE, os.X_OK):
         report.append("## (d2) The hot-key regime against a Go server\n\n"
                       f"Skipped: no {GO_BASELINE} (bench/go/build.sh "
                       "build/go-baseline builds it).")
         return
-    rows = []
+    rows, points = [], []
     for waiters in WAITERS:
         # Longer than the ramp-up, so that every call waits on one flight.
-        delay = "6s" if waiters <= 10000 else "25s"
+        delay = ("6s" if waiters <= 10000 else
+                 "12s" if waiters <= 30000 else "25s")
         runs = {name: [] for name in servers}
         for _ in range(ROUNDS):
             for name, start in servers.items():
                 runs[name].append(hold_waiters(start(delay), waiters))
+        point = [waiters]
         for name, results in runs.items():
             threads = sorted({f"{r['threads'][0]}→{r['threads'][1]}"
                               for r in results if len(r["threads"]) == 2})
@@ -304,12 +306,25 @@ def hot_key_vs_go(report):
                 ", ".join(threads),
                 "yes" if all(r["complete"] for r in results) else
                 "**no**"))
+            point += [median([r["kb"] for r in results]),
+                      median([r["fanout_ms"] for r in results])]
+        points.append(point)
+    data = os.path.join(OUT, "hot_key_vs_go.dat")
+    with open(data, "w") as f:
+        f.write("# waiters  singleflightd_kB  singleflightd_fanout_ms  "
+                "go_kB  go_fanout_ms\n")
+        for point in points:
+            f.write(" ".join(f"{value:g}" for value in point) + "\n")
+    subprocess.run(["gnuplot"], input=HOT_KEY_GNUPLOT.format(data=data,
+                                                             out=OUT),
+                   text=True, check=True)
     report.append(
         "## (d2) The hot-key regime against a Go server\n\n`many_waiters "
         "--waiters=N --channels=8 --fetcher=slow --timeout=60s` against "
         "singleflightd and the Go baseline (bench/go: a plain grpc-go server "
         "on golang.org/x/sync/singleflight, from Debian's packages), both "
-        "with `slow=echo:?delay=D` (6 s up to 10,000 waiters, 25 s above), "
+        "with `slow=echo:?delay=D` (6 s up to 10,000 waiters, 12 s up to "
+        "30,000, 25 s above), "
         f"{ROUNDS} alternating round(s), medians (and ranges). Memory: "
         "VmRSS holding minus idle, per waiter; CPU: the server's "
         "utime+stime (/proc/PID/stat) over the whole run, per call; fan-out: "
@@ -319,7 +334,47 @@ def hot_key_vs_go(report):
         "and has no InFlight, so it cannot hold calls.\n\n" +
         table(["waiters", "server", "kB per waiter", "server CPU µs/call",
                "first→last answer ms", "threads idle→holding", "all held"],
-              rows))
+              rows) + "\n\n![memory and fan-out against waiters]"
+        "(hot_key_vs_go.png)")
+
+
+def go_baseline(delay=None):
+    args = [GO_BASELINE, "-listen", "127.0.0.1:0"]
+    if delay:
+        args += ["-fetcher", f"slow=echo:?delay={delay}"]
+    return Process(args, r"listening on 127\.0\.0\.1:(\d+)")
+
+
+def stream_vs_go(report):
+    if not os.access(GO_BASELINE, os.X_OK):
+        report.append("## (d3) DoStream throughput against a Go server\n\n"
+                      f"Skipped: no {GO_BASELINE}.")
+        return
+    flags = ["--mode=stream", "--keys=uniform", "--key_count=100000",
+             "--concurrency=64"]
+    servers = {"singleflightd": singleflightd, "Go (x/sync/singleflight)":
+               go_baseline}
+    runs = {name: [] for name in servers}
+    for _ in range(ROUNDS):
+        for name, start in servers.items():
+            server = start()
+            before = server.cpu_seconds()
+            run = sfload(server.ports[0], *flags)
+            cpu = server.cpu_seconds() - before
+            server.stop()
+            runs[name].append((run["throughput"],
+                               cpu / max(run["calls"], 1) * 1e6))
+    rows = [(name, spread([r[0] for r in results], "{:.0f}"),
+             spread([r[1] for r in results], "{:.1f}"))
+            for name, results in runs.items()]
+    ours, go = (median([r[0] for r in results]) for results in runs.values())
+    report.append(
+        "## (d3) DoStream throughput against a Go server\n\n`sfload "
+        f"{' '.join(flags)} --duration={SECONDS}s` (4 streams, distinct "
+        f"keys, echo), {ROUNDS} alternating round(s), medians (and "
+        "ranges); server CPU from /proc/PID/stat.\n\n" +
+        table(["server", "items/s", "server CPU µs/item"], rows) +
+        f"\n\nsingleflightd / Go: **{ours / go:.2f}×** (target ≥ 1.2×)")
 
 
 def large_values(report):
@@ -403,6 +458,26 @@ plot '{data}' using 1:2 with linespoints title 'throughput', \\
 """
 
 
+HOT_KEY_GNUPLOT = """
+set terminal pngcairo size 1000,420
+set output '{out}/hot_key_vs_go.png'
+set multiplot layout 1,2
+set logscale x 10
+set xlabel 'waiters on one key'
+set key top left
+set ylabel 'server memory per waiter (kB)'
+set yrange [0:*]
+plot '{data}' using 1:2 with linespoints title 'singleflightd', \\
+     '{data}' using 1:4 with linespoints title 'Go (x/sync)'
+set ylabel 'first to last answer (ms)'
+set logscale y 10
+set yrange [*:*]
+plot '{data}' using 1:3 with linespoints title 'singleflightd', \\
+     '{data}' using 1:5 with linespoints title 'Go (x/sync)'
+unset multiplot
+"""
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     report = [f"# Benchmark results\n\nMade by `scripts/bench.py` on "
@@ -410,9 +485,10 @@ def main():
               "generator on the same machine. See docs/PERFORMANCE.md for "
               "what they mean."]
     steps = [micro, overhead, hot_key, backend_saved, many_waiters,
-             hot_key_vs_go, large_values, sweep]
+             hot_key_vs_go, stream_vs_go, large_values, sweep]
     if SKIP_GO:
         steps.remove(hot_key_vs_go)
+        steps.remove(stream_vs_go)
     if ONLY:
         unknown = set(ONLY) - {step.__name__ for step in steps}
         if unknown:

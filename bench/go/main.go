@@ -9,14 +9,16 @@
 // optional `?delay=DURATION` (the value is the leader's payload, or the key if
 // the payload is empty); `echo` (no delay) always exists and is the default.
 // InFlight lists the keys with callers waiting in Do (counted here, since
-// x/sync does not say), with the age of the oldest wait; DoStream and Forget
-// are UNIMPLEMENTED. Built by bench/go/build.sh; see bench/go/README.md.
+// x/sync does not say), with the age of the oldest wait. DoStream answers
+// each item as Do would, in its own goroutine, one sender per stream; Forget
+// is UNIMPLEMENTED. Built by bench/go/build.sh; see bench/go/README.md.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/url"
@@ -135,6 +137,51 @@ func (s *server) Do(ctx context.Context, req *pb.DoRequest) (*pb.DoResponse, err
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	return &pb.DoResponse{Value: value.([]byte), Shared: shared}, nil
+}
+
+// DoStream reads items until the client half-closes, answers each one in a
+// goroutine of its own, and ends once every reply is sent. One goroutine
+// sends, so that replies are never written concurrently.
+func (s *server) DoStream(stream pb.SingleFlight_DoStreamServer) error {
+	replies := make(chan *pb.DoResponse)
+	sent := make(chan error, 1)
+	go func() {
+		var err error
+		for reply := range replies {
+			if err == nil {
+				err = stream.Send(reply)
+			}
+		}
+		sent <- err
+	}()
+	var answering sync.WaitGroup
+	var readErr error
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			if err != io.EOF {
+				readErr = err
+			}
+			break
+		}
+		answering.Add(1)
+		go func(req *pb.DoRequest) {
+			defer answering.Done()
+			reply, err := s.Do(stream.Context(), req)
+			if err != nil {
+				st := status.Convert(err)
+				reply = &pb.DoResponse{Status: &pb.Status{Code: int32(st.Code()), Message: st.Message()}}
+			}
+			reply.Id = req.Id
+			replies <- reply
+		}(req)
+	}
+	answering.Wait()
+	close(replies)
+	if err := <-sent; err != nil {
+		return err
+	}
+	return readErr
 }
 
 func (s *server) InFlight(ctx context.Context, _ *pb.InFlightRequest) (*pb.InFlightResponse, error) {
