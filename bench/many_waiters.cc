@@ -124,9 +124,21 @@ int main(int argc, char** argv) {
     held_threads = ProcStatus(pid, "Threads");
   }
 
-  absl::MutexLock lock(&mu);
   auto all_done = [&]() { return done == waiters; };
-  mu.AwaitWithTimeout(absl::Condition(&all_done), absl::Seconds(300));
+  // Each call ends by its deadline; should one not, cancelling it ends it,
+  // and no callback may outlive `calls`.
+  bool ended;
+  {
+    absl::MutexLock lock(&mu);
+    ended =
+        mu.AwaitWithTimeout(absl::Condition(&all_done),
+                            absl::GetFlag(FLAGS_timeout) + absl::Seconds(30));
+  }
+  if (!ended) {
+    for (Call& call : calls) call.context.TryCancel();
+  }
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(&all_done));
   std::printf(
       "waiters=%d seen_waiting=%u ramp=%s replies=%d ok_shared=%d "
       "fanout(first->last reply)=%s\n",

@@ -86,9 +86,13 @@ absl::StatusOr<std::string> ToValue(const grpc::ByteBuffer& response,
 struct GrpcFetcher::Call {
   explicit Call(GrpcFetcher* fetcher) : fetcher(fetcher) {}
 
-  // Tells the fetcher once the context, and its reference to the channel,
-  // is gone.
+  // Tells the fetcher once everything the call holds is gone: the context
+  // (and its reference to the channel), and `done` with whatever it owns,
+  // so that nothing of the fetcher's is released after CallEnded.
   ~Call() {
+    done = nullptr;
+    request.Clear();
+    response.Clear();
     context.reset();
     fetcher->CallEnded(this);
   }

@@ -2,12 +2,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "fetchers/builtin_fetchers.h"
 
 namespace singleflight {
 namespace {
@@ -259,6 +261,96 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path) {
   absl::Status status = ConfigReader(path).Read(root, config);
   if (!status.ok()) return status;
   return config;
+}
+
+absl::Status ApplyOverrides(const ConfigOverrides& overrides,
+                            ServerConfig& config) {
+  auto set = [](const auto& value, auto& field) {
+    if (value.has_value()) field = *value;
+  };
+  set(overrides.listen, config.listen);
+  set(overrides.metrics_listen, config.metrics_listen);
+  set(overrides.default_fetcher, config.default_fetcher);
+  set(overrides.drain_timeout, config.drain_timeout);
+  set(overrides.drain_grace, config.drain_grace);
+  set(overrides.tls_cert, config.tls_cert);
+  set(overrides.tls_key, config.tls_key);
+  set(overrides.tls_client_ca, config.tls_client_ca);
+  set(overrides.caller_token_file, config.caller_token_file);
+  set(overrides.admin_token_file, config.admin_token_file);
+  set(overrides.max_message_bytes, config.max_message_bytes);
+  set(overrides.max_concurrent_streams, config.max_concurrent_streams);
+  set(overrides.max_stream_pending, config.max_stream_pending);
+  set(overrides.max_stream_buffer_bytes, config.max_stream_buffer_bytes);
+  for (const std::string& flag : overrides.fetchers) {
+    size_t equals = flag.find('=');
+    if (equals == std::string::npos || equals == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--fetcher wants NAME=URI, got \"", flag, "\""));
+    }
+    std::string name = flag.substr(0, equals);
+    auto it = std::find_if(
+        config.fetchers.begin(), config.fetchers.end(),
+        [&name](const FetcherConfig& fetcher) { return fetcher.name == name; });
+    if (it == config.fetchers.end()) {
+      it = config.fetchers.insert(config.fetchers.end(),
+                                  FetcherConfig{name, "", {}, ""});
+    }
+    it->uri = flag.substr(equals + 1);
+    it->origin = "--fetcher=" + flag;
+  }
+  AddEmbeddedFetcher(config);
+  for (FetcherConfig& fetcher : config.fetchers) {
+    set(overrides.fetch_timeout, fetcher.policy.timeout);
+    set(overrides.max_flights, fetcher.policy.max_flights);
+    set(overrides.max_waiters, fetcher.policy.max_waiters);
+  }
+  return absl::OkStatus();
+}
+
+void AddEmbeddedFetcher(ServerConfig& config) {
+  for (const FetcherConfig& fetcher : config.fetchers) {
+    if (fetcher.name == kDefaultFetcherName) return;
+  }
+  config.fetchers.push_back(
+      {kDefaultFetcherName, kDefaultFetcherUri, {}, "the embedded default"});
+}
+
+std::string DescribeConfig(const ServerConfig& config) {
+  std::string tls = config.tls_cert.empty()        ? "off"
+                    : config.tls_client_ca.empty() ? "on"
+                                                   : "mutual";
+  std::string description = absl::StrCat(
+      "listen=", config.listen, " tls=", tls, " tokens=",
+      config.caller_token_file.empty() && config.admin_token_file.empty()
+          ? "environment-or-none"
+          : "files",
+      " max_message_bytes=", config.max_message_bytes,
+      " max_concurrent_streams=", config.max_concurrent_streams,
+      " max_stream_pending=", config.max_stream_pending,
+      " max_stream_buffer_bytes=", config.max_stream_buffer_bytes,
+      " drain_grace=", absl::FormatDuration(config.drain_grace),
+      " drain_timeout=", absl::FormatDuration(config.drain_timeout));
+  for (const FetcherConfig& fetcher : config.fetchers) {
+    const FetcherPolicy& policy = fetcher.policy;
+    std::vector<std::string> headers;
+    for (const auto& header : policy.headers) {
+      headers.push_back(header.first + "=***");
+    }
+    size_t query = fetcher.uri.find('?');
+    absl::StrAppend(
+        &description, "; fetcher ", fetcher.name, "=",
+        fetcher.uri.substr(0, query), query == std::string::npos ? "" : "?***",
+        " timeout=", absl::FormatDuration(policy.timeout),
+        " max_concurrency=", policy.max_concurrency,
+        " max_queue=", policy.max_queue, " max_flights=", policy.max_flights,
+        " max_waiters=", policy.max_waiters,
+        " linger=", absl::FormatDuration(policy.linger), " key_metadata=[",
+        absl::StrJoin(policy.key_metadata, ","), "] forward_metadata=[",
+        absl::StrJoin(policy.forward_metadata, ","), "] headers=[",
+        absl::StrJoin(headers, ","), "]");
+  }
+  return description;
 }
 
 }  // namespace singleflight

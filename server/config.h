@@ -2,6 +2,7 @@
 #define SINGLEFLIGHT_SERVER_CONFIG_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,51 @@ struct ServerConfig {
 // cannot be read. Fetcher URIs are checked when the fetchers are built
 // (SingleFlightServer::Start), with the same FILE:LINE in the message.
 absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path);
+
+// What singleflightd's flags say: each field is set only when its flag was
+// given, and then wins over the config file.
+struct ConfigOverrides {
+  std::optional<std::string> listen;
+  std::optional<std::string> metrics_listen;
+  std::optional<std::string> default_fetcher;
+  std::optional<absl::Duration> drain_timeout;
+  std::optional<absl::Duration> drain_grace;
+  // NAME=URI, in the order given.
+  std::vector<std::string> fetchers;
+  // These replace every fetcher's own.
+  std::optional<absl::Duration> fetch_timeout;
+  std::optional<int> max_flights;
+  std::optional<int> max_waiters;
+
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+  std::optional<std::string> tls_client_ca;
+  std::optional<std::string> caller_token_file;
+  std::optional<std::string> admin_token_file;
+  std::optional<int> max_message_bytes;
+  std::optional<int> max_concurrent_streams;
+  std::optional<int> max_stream_pending;
+  std::optional<int64_t> max_stream_buffer_bytes;
+};
+
+// Applies `overrides` to `config`: each given field replaces the config's;
+// each NAME=URI replaces the URI of the fetcher of that name, or adds one
+// (its origin "--fetcher=NAME=URI"); then the embedded fetcher is added
+// (AddEmbeddedFetcher), and fetch_timeout, max_flights and max_waiters
+// replace the policy of every fetcher, the embedded one too. Fails with
+// INVALID_ARGUMENT on a fetcher that is not NAME=URI, leaving `config`
+// unspecified.
+absl::Status ApplyOverrides(const ConfigOverrides& overrides,
+                            ServerConfig& config);
+
+// Adds the embedded `echo` fetcher (echo:) unless a fetcher takes its name:
+// the one place where that rule lives.
+void AddEmbeddedFetcher(ServerConfig& config);
+
+// One line saying what the server was told, for the log, with secrets left
+// out: URIs lose their query, headers their values, and token files are only
+// said to be there.
+std::string DescribeConfig(const ServerConfig& config);
 
 }  // namespace singleflight
 

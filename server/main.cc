@@ -2,7 +2,6 @@
 #include <malloc.h>
 #include <signal.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -85,45 +84,6 @@ ABSL_FLAG(bool, log_json, false, "log JSON lines instead of plain text");
 
 namespace {
 
-// What the server was told, for the log, with secrets left out: URIs lose
-// their query, headers their values, tokens are only said to be there.
-std::string DescribeConfig(const singleflight::ServerConfig& config) {
-  std::string tls = config.tls_cert.empty()        ? "off"
-                    : config.tls_client_ca.empty() ? "on"
-                                                   : "mutual";
-  std::string description = absl::StrCat(
-      "listen=", config.listen, " tls=", tls, " tokens=",
-      config.caller_token_file.empty() && config.admin_token_file.empty()
-          ? "environment-or-none"
-          : "files",
-      " max_message_bytes=", config.max_message_bytes,
-      " max_concurrent_streams=", config.max_concurrent_streams,
-      " max_stream_pending=", config.max_stream_pending,
-      " max_stream_buffer_bytes=", config.max_stream_buffer_bytes,
-      " drain_grace=", absl::FormatDuration(config.drain_grace),
-      " drain_timeout=", absl::FormatDuration(config.drain_timeout));
-  for (const singleflight::FetcherConfig& fetcher : config.fetchers) {
-    const singleflight::FetcherPolicy& policy = fetcher.policy;
-    std::vector<std::string> headers;
-    for (const auto& header : policy.headers) {
-      headers.push_back(header.first + "=***");
-    }
-    absl::StrAppend(
-        &description, "; fetcher ", fetcher.name, "=",
-        fetcher.uri.substr(0, fetcher.uri.find('?')),
-        fetcher.uri.find('?') == std::string::npos ? "" : "?***",
-        " timeout=", absl::FormatDuration(policy.timeout),
-        " max_concurrency=", policy.max_concurrency,
-        " max_queue=", policy.max_queue, " max_flights=", policy.max_flights,
-        " max_waiters=", policy.max_waiters,
-        " linger=", absl::FormatDuration(policy.linger), " key_metadata=[",
-        absl::StrJoin(policy.key_metadata, ","), "] forward_metadata=[",
-        absl::StrJoin(policy.forward_metadata, ","), "] headers=[",
-        absl::StrJoin(headers, ","), "]");
-  }
-  return description;
-}
-
 // absl flags keep the last of repeated flags; --fetcher accumulates, so its
 // occurrences are taken out of argv before absl parses the rest.
 std::vector<std::string> TakeRepeatedFlag(const char* name, int& argc,
@@ -150,9 +110,79 @@ std::vector<std::string> TakeRepeatedFlag(const char* name, int& argc,
   return values;
 }
 
+// The flags given, as overrides of the config file.
+singleflight::ConfigOverrides OverridesFromFlags(
+    std::vector<std::string> fetcher_flags) {
+  singleflight::ConfigOverrides overrides;
+  overrides.listen = absl::GetFlag(FLAGS_listen);
+  overrides.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  overrides.default_fetcher = absl::GetFlag(FLAGS_default_fetcher);
+  overrides.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  overrides.drain_grace = absl::GetFlag(FLAGS_drain_grace);
+  overrides.fetchers = std::move(fetcher_flags);
+  overrides.fetch_timeout = absl::GetFlag(FLAGS_fetch_timeout);
+  overrides.max_flights = absl::GetFlag(FLAGS_max_flights);
+  overrides.max_waiters = absl::GetFlag(FLAGS_max_waiters);
+  overrides.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  overrides.tls_key = absl::GetFlag(FLAGS_tls_key);
+  overrides.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  overrides.caller_token_file = absl::GetFlag(FLAGS_caller_token_file);
+  overrides.admin_token_file = absl::GetFlag(FLAGS_admin_token_file);
+  overrides.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  overrides.max_concurrent_streams =
+      absl::GetFlag(FLAGS_max_concurrent_streams);
+  overrides.max_stream_pending = absl::GetFlag(FLAGS_max_stream_pending);
+  overrides.max_stream_buffer_bytes =
+      absl::GetFlag(FLAGS_max_stream_buffer_bytes);
+  return overrides;
+}
+
 int Fail(const std::string& message) {
   singleflight::PrintFatalError(message);
   return 2;
+}
+
+// Says where the server listens, on stdout (scripts read the first line).
+void PrintListening(const singleflight::ServerConfig& config,
+                    const singleflight::SingleFlightServer& server) {
+  const singleflight::FetcherRegistry& registry = server.registry();
+  std::string host = config.listen.substr(0, config.listen.rfind(':'));
+  std::printf("singleflightd listening on %s:%d (fetchers: %s; default: %s)\n",
+              host.c_str(), server.port(),
+              absl::StrJoin(registry.Names(), ", ").c_str(),
+              registry.default_name().c_str());
+  if (server.metrics_port() != 0) {
+    std::string metrics_host =
+        config.metrics_listen.substr(0, config.metrics_listen.rfind(':'));
+    std::printf("singleflightd metrics on http://%s:%d/metrics\n",
+                metrics_host.c_str(), server.metrics_port());
+  }
+  std::fflush(stdout);
+}
+
+// Waits for SIGINT or SIGTERM (blocked in `signals`), reports NOT_SERVING
+// for the drain grace (a second signal cuts it short), then drains.
+void AwaitSignalAndDrain(const singleflight::ServerConfig& config,
+                         singleflight::SingleFlightServer& server,
+                         const sigset_t& signals) {
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  if (config.drain_grace > absl::ZeroDuration()) {
+    // Load balancers see NOT_SERVING and move away while calls are still
+    // served.
+    singleflight::LogInfo(absl::StrCat(
+        strsignal(signal_number), ": reporting NOT_SERVING for ",
+        absl::FormatDuration(config.drain_grace), " before draining"));
+    server.ReportNotServing();
+    timespec grace = absl::ToTimespec(config.drain_grace);
+    if (sigtimedwait(&signals, nullptr, &grace) > 0) {
+      singleflight::LogInfo("second signal: draining now");
+    }
+  }
+  singleflight::LogInfo(
+      absl::StrCat(strsignal(signal_number), ": draining for up to ",
+                   absl::FormatDuration(config.drain_timeout)));
+  server.Shutdown(config.drain_timeout);
 }
 
 }  // namespace
@@ -185,64 +215,9 @@ int main(int argc, char** argv) {
     if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
     config = *std::move(loaded);
   }
-  if (auto listen = absl::GetFlag(FLAGS_listen)) config.listen = *listen;
-  if (auto metrics = absl::GetFlag(FLAGS_metrics_listen)) {
-    config.metrics_listen = *metrics;
-  }
-  if (auto name = absl::GetFlag(FLAGS_default_fetcher)) {
-    config.default_fetcher = *name;
-  }
-  if (auto drain = absl::GetFlag(FLAGS_drain_timeout)) {
-    config.drain_timeout = *drain;
-  }
-  for (const std::string& flag : fetcher_flags) {
-    size_t equals = flag.find('=');
-    if (equals == std::string::npos || equals == 0) {
-      return Fail("--fetcher wants NAME=URI, got \"" + flag + "\"");
-    }
-    std::string name = flag.substr(0, equals);
-    auto same_name = [&](const singleflight::FetcherConfig& fetcher) {
-      return fetcher.name == name;
-    };
-    auto it =
-        std::find_if(config.fetchers.begin(), config.fetchers.end(), same_name);
-    if (it == config.fetchers.end()) {
-      it = config.fetchers.insert(
-          config.fetchers.end(), singleflight::FetcherConfig{name, "", {}, ""});
-    }
-    it->uri = flag.substr(equals + 1);
-    it->origin = "--fetcher=" + flag;
-  }
-  if (std::none_of(
-          config.fetchers.begin(), config.fetchers.end(),
-          [](const auto& fetcher) { return fetcher.name == "echo"; })) {
-    config.fetchers.push_back({"echo", "echo:", {}, "the embedded default"});
-  }
-  for (auto& fetcher : config.fetchers) {
-    singleflight::FetcherPolicy& policy = fetcher.policy;
-    if (auto timeout = absl::GetFlag(FLAGS_fetch_timeout)) {
-      policy.timeout = *timeout;
-    }
-    if (auto flights = absl::GetFlag(FLAGS_max_flights)) {
-      policy.max_flights = *flights;
-    }
-    if (auto waiters = absl::GetFlag(FLAGS_max_waiters)) {
-      policy.max_waiters = *waiters;
-    }
-  }
-  auto set = [](auto& flag, auto& field) {
-    if (auto value = absl::GetFlag(flag)) field = *value;
-  };
-  set(FLAGS_tls_cert, config.tls_cert);
-  set(FLAGS_tls_key, config.tls_key);
-  set(FLAGS_tls_client_ca, config.tls_client_ca);
-  set(FLAGS_caller_token_file, config.caller_token_file);
-  set(FLAGS_admin_token_file, config.admin_token_file);
-  set(FLAGS_max_message_bytes, config.max_message_bytes);
-  set(FLAGS_max_concurrent_streams, config.max_concurrent_streams);
-  set(FLAGS_max_stream_pending, config.max_stream_pending);
-  set(FLAGS_max_stream_buffer_bytes, config.max_stream_buffer_bytes);
-  set(FLAGS_drain_grace, config.drain_grace);
+  absl::Status applied =
+      ApplyOverrides(OverridesFromFlags(std::move(fetcher_flags)), config);
+  if (!applied.ok()) return Fail(std::string(applied.message()));
 
   // Signals are taken by sigwait below, so block them before gRPC starts
   // threads (which inherit the mask).
@@ -252,42 +227,11 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  singleflight::LogInfo("starting: " + DescribeConfig(config));
+  singleflight::LogInfo("starting: " + singleflight::DescribeConfig(config));
   auto server = singleflight::SingleFlightServer::Start(config);
   if (!server.ok()) return Fail(std::string(server.status().message()));
-  const singleflight::FetcherRegistry& registry = (*server)->registry();
-  std::string host = config.listen.substr(0, config.listen.rfind(':'));
-  std::printf("singleflightd listening on %s:%d (fetchers: %s; default: %s)\n",
-              host.c_str(), (*server)->port(),
-              absl::StrJoin(registry.Names(), ", ").c_str(),
-              registry.default_name().c_str());
-  if ((*server)->metrics_port() != 0) {
-    std::string metrics_host =
-        config.metrics_listen.substr(0, config.metrics_listen.rfind(':'));
-    std::printf("singleflightd metrics on http://%s:%d/metrics\n",
-                metrics_host.c_str(), (*server)->metrics_port());
-  }
-  std::fflush(stdout);
-
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  if (config.drain_grace > absl::ZeroDuration()) {
-    // Load balancers see NOT_SERVING and move away while calls are still
-    // served; a second signal cuts the grace short.
-    singleflight::LogInfo(absl::StrCat(
-        strsignal(signal_number), ": reporting NOT_SERVING for ",
-        absl::FormatDuration(config.drain_grace), " before draining"));
-    (*server)->ReportNotServing();
-    timespec grace = absl::ToTimespec(config.drain_grace);
-    if (sigtimedwait(&signals, nullptr, &grace) > 0) {
-      singleflight::LogInfo("second signal: draining now");
-    }
-  }
-  absl::Duration drain = config.drain_timeout;
-  singleflight::LogInfo(absl::StrCat(strsignal(signal_number),
-                                     ": draining for up to ",
-                                     absl::FormatDuration(drain)));
-  (*server)->Shutdown(drain);
+  PrintListening(config, **server);
+  AwaitSignalAndDrain(config, **server, signals);
   singleflight::LogInfo("stopped");
   return 0;
 }

@@ -110,15 +110,9 @@ absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
   std::unique_ptr<SingleFlightServer> server(new SingleFlightServer());
   FetcherRegistry& registry = server->registry_;
   RegisterBuiltinSchemes(registry);
-  bool echo_taken = false;
-  for (const FetcherConfig& fetcher : config.fetchers) {
-    if (fetcher.name == kDefaultFetcherName) echo_taken = true;
-  }
-  if (!echo_taken) {
-    absl::Status added = registry.Add(kDefaultFetcherName, kDefaultFetcherUri);
-    if (!added.ok()) return added;
-  }
-  for (const FetcherConfig& fetcher : config.fetchers) {
+  ServerConfig with_echo = config;
+  AddEmbeddedFetcher(with_echo);
+  for (const FetcherConfig& fetcher : with_echo.fetchers) {
     absl::Status added =
         registry.Add(fetcher.name, fetcher.uri, fetcher.policy);
     if (!added.ok()) {

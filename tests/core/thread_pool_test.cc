@@ -2,6 +2,7 @@
 
 #include <atomic>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 
@@ -22,11 +23,15 @@ TEST(ThreadPoolTest, RunsEveryQueuedTaskBeforeDestruction) {
 TEST(ThreadPoolTest, RefusesTasksBeyondTheQueueBound) {
   absl::Notification started, release;  // Outlive the pool's thread.
   ThreadPool pool(1, 1);
+  // Before the pool joins its thread, even when an assertion fails.
+  absl::Cleanup release_task = [&release] {
+    if (!release.HasBeenNotified()) release.Notify();
+  };
   ASSERT_TRUE(pool.TrySubmit([&] {
     started.Notify();
     release.WaitForNotification();
   }));
-  started.WaitForNotification();
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(30)));
   ASSERT_TRUE(pool.TrySubmit([] {}));  // Fills the queue.
   bool ran = false;
   absl::AnyInvocable<void()> refused = [&] { ran = true; };

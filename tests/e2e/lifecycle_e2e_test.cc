@@ -71,7 +71,8 @@ grpc::Status RawDo(grpc::GenericStub& stub, const std::string& body) {
                    status = std::move(result);
                    done.Notify();
                  });
-  done.WaitForNotification();
+  // The deadline ends the call; this bound only guards against a lost one.
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   return status;
 }
 
@@ -390,6 +391,8 @@ TEST(LifecycleE2eTest, IdleConnectionsAndStreamsDoNotHoldTheExit) {
   std::unique_ptr<Client> idle = Client::Connect((*server)->target());
   ASSERT_TRUE(idle->Do("warm-up").ok());
   grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(30));
   auto stream = client->stub().DoStream(&context);
   ASSERT_TRUE(stream->Write(MakeRequest("s", "", 1)));
   v1::DoResponse reply;

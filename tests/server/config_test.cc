@@ -109,6 +109,103 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"listen: [unclosed\n", ":"},
         BadConfig{"- a\n- b\n", ":1: the file must be a YAML mapping"}));
 
+TEST(ConfigOverridesTest, GivenFlagsReplaceTheFilesValuesAndOnlyThose) {
+  ServerConfig config;
+  config.listen = "127.0.0.1:6000";
+  config.metrics_listen = "127.0.0.1:9000";
+  config.max_stream_pending = 7;
+  ConfigOverrides overrides;
+  overrides.listen = "0.0.0.0:7000";
+  overrides.drain_grace = absl::Seconds(2);
+  overrides.max_message_bytes = 1024;
+  overrides.max_stream_buffer_bytes = int64_t{1} << 33;
+  overrides.tls_cert = "cert.pem";
+  ASSERT_TRUE(ApplyOverrides(overrides, config).ok());
+  EXPECT_EQ(config.listen, "0.0.0.0:7000");
+  EXPECT_EQ(config.metrics_listen, "127.0.0.1:9000");
+  EXPECT_EQ(config.max_stream_pending, 7);
+  EXPECT_EQ(config.drain_grace, absl::Seconds(2));
+  EXPECT_EQ(config.max_message_bytes, 1024);
+  EXPECT_EQ(config.max_stream_buffer_bytes, int64_t{1} << 33);
+  EXPECT_EQ(config.tls_cert, "cert.pem");
+  EXPECT_EQ(config.tls_key, "");
+}
+
+TEST(ConfigOverridesTest, FetcherFlagReplacesTheUriOfItsNameOrAddsOne) {
+  ServerConfig config;
+  FetcherPolicy policy;
+  policy.linger = absl::Milliseconds(50);
+  config.fetchers.push_back({"web", "http://a/{key}", policy, "f.yaml:3"});
+  ConfigOverrides overrides;
+  overrides.fetchers = {"web=http://b/{key}", "slow=echo:?delay=1s"};
+  ASSERT_TRUE(ApplyOverrides(overrides, config).ok());
+  ASSERT_EQ(config.fetchers.size(), 3u);  // web, slow, echo.
+  EXPECT_EQ(config.fetchers[0].uri, "http://b/{key}");
+  EXPECT_EQ(config.fetchers[0].policy.linger, absl::Milliseconds(50));
+  EXPECT_EQ(config.fetchers[0].origin, "--fetcher=web=http://b/{key}");
+  EXPECT_EQ(config.fetchers[1].name, "slow");
+  EXPECT_EQ(config.fetchers[1].uri, "echo:?delay=1s");
+  EXPECT_EQ(config.fetchers[2].name, "echo");
+  EXPECT_EQ(config.fetchers[2].uri, "echo:");
+}
+
+TEST(ConfigOverridesTest, FetcherFlagWithoutNameAndUriIsRefused) {
+  for (const char* flag : {"web", "=http://b/{key}"}) {
+    ServerConfig config;
+    ConfigOverrides overrides;
+    overrides.fetchers = {flag};
+    absl::Status status = ApplyOverrides(overrides, config);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << flag;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("NAME=URI")) << flag;
+  }
+}
+
+TEST(ConfigOverridesTest, PolicyFlagsApplyToEveryFetcherTheEmbeddedOneToo) {
+  ServerConfig config;
+  config.fetchers.push_back({"web", "http://a/{key}", {}, "f.yaml:3"});
+  ConfigOverrides overrides;
+  overrides.fetch_timeout = absl::Seconds(3);
+  overrides.max_flights = 5;
+  overrides.max_waiters = 6;
+  ASSERT_TRUE(ApplyOverrides(overrides, config).ok());
+  ASSERT_EQ(config.fetchers.size(), 2u);
+  for (const FetcherConfig& fetcher : config.fetchers) {
+    EXPECT_EQ(fetcher.policy.timeout, absl::Seconds(3)) << fetcher.name;
+    EXPECT_EQ(fetcher.policy.max_flights, 5) << fetcher.name;
+    EXPECT_EQ(fetcher.policy.max_waiters, 6) << fetcher.name;
+  }
+}
+
+TEST(ConfigOverridesTest, AFetcherNamedEchoReplacesTheEmbeddedOne) {
+  ServerConfig config;
+  config.fetchers.push_back({"echo", "echo:?delay=1ms", {}, "f.yaml:3"});
+  AddEmbeddedFetcher(config);
+  ASSERT_EQ(config.fetchers.size(), 1u);
+  EXPECT_EQ(config.fetchers[0].uri, "echo:?delay=1ms");
+  ServerConfig empty;
+  AddEmbeddedFetcher(empty);
+  AddEmbeddedFetcher(empty);
+  ASSERT_EQ(empty.fetchers.size(), 1u);
+  EXPECT_EQ(empty.fetchers[0].name, "echo");
+}
+
+TEST(DescribeConfigTest, LeavesSecretsOut) {
+  ServerConfig config;
+  config.tls_cert = "cert.pem";
+  config.admin_token_file = "/run/secrets/admin";
+  FetcherPolicy policy;
+  policy.headers = {{"authorization", "Bearer s3cret"}};
+  config.fetchers.push_back(
+      {"web", "http://origin/{key}?api_key=s3cret", policy, "f.yaml:3"});
+  std::string description = DescribeConfig(config);
+  EXPECT_THAT(description, HasSubstr("tls=on"));
+  EXPECT_THAT(description, HasSubstr("tokens=files"));
+  EXPECT_THAT(description, HasSubstr("fetcher web=http://origin/{key}?***"));
+  EXPECT_THAT(description, HasSubstr("headers=[authorization=***]"));
+  EXPECT_THAT(description, ::testing::Not(HasSubstr("s3cret")));
+  EXPECT_THAT(description, ::testing::Not(HasSubstr("/run/secrets")));
+}
+
 TEST(ConfigTest, MissingFileIsNotFound) {
   EXPECT_EQ(LoadConfigFile("/nonexistent/singleflight.yaml").status().code(),
             absl::StatusCode::kNotFound);

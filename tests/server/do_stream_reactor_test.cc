@@ -153,7 +153,11 @@ class DoStreamReactorTest : public ::testing::Test {
     }
   }
 
+  // A deadline bounds every stream, so that a lost reply fails the test
+  // instead of hanging it.
   std::unique_ptr<RawStream> Open(grpc::ClientContext* context) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(60));
     return std::unique_ptr<RawStream>(
         grpc::internal::ClientReaderWriterFactory<
             grpc::ByteBuffer, grpc::ByteBuffer>::Create(channel_.get(),
