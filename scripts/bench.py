@@ -231,7 +231,7 @@ def many_waiters(report):
     server.stop()
     report.append(f"## (d) {waiters:,} waiters on one key\n\n`" +
                   " ".join(args[:1] + args[2:]) + "`\n\n```\n" + output +
-                  "```\n\nTargets: no more threads than at idle, under 2 GiB "
+                  "```\n\nTargets: a bounded number of threads (docs/PERFORMANCE.md), under 2 GiB "
                   "RSS, every waiter answered within 1 s of completion.")
 
 
