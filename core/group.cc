@@ -86,7 +86,7 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
     } else if (!AdmitFlight(fetcher)) {
       refused_by = "max_flights";
     } else {
-      auto flight = std::make_shared<Flight>(fetcher, view, &shard);
+      auto flight = std::make_shared<Flight>(this, fetcher, view, &shard);
       flight->home->mu.AssertHeld();
       ticket.waiter_id_ = flight->waiters.Add(std::move(waiter));
       shard.flights.emplace(flight->Identity(), flight);
@@ -114,7 +114,8 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
   request.key = std::string(call.key);
   request.payload = std::string(call.payload);
   if (call.metadata != nullptr) request.metadata = *call.metadata;
-  request.cancellation = ticket.flight_->cancellation;
+  request.cancellation = std::shared_ptr<CancellationSignal>(
+      ticket.flight_, &ticket.flight_->cancellation);
   Start(ticket.flight_, std::move(request));
   return ticket;
 }
@@ -180,13 +181,14 @@ bool Group::RunFetch(const std::shared_ptr<Flight>& flight,
     // Under the lock, so that no end of this execution is reported first.
     if (observer_ != nullptr) observer_->ExecutionStarted(flight->fetcher);
   }
-  auto done = [this, flight](absl::StatusOr<std::string> value) {
+  // Small enough for FetchCallback's inline storage: no allocation.
+  auto done = [flight](absl::StatusOr<std::string> value) {
     if (value.ok()) {
-      Complete(flight, {absl::OkStatus(), *std::move(value)}, Source::kFetcher,
-               /*cancel_fetch=*/false);
+      flight->group->Complete(flight, {absl::OkStatus(), *std::move(value)},
+                              Source::kFetcher, /*cancel_fetch=*/false);
     } else {
-      Complete(flight, {value.status(), ""}, Source::kFetcher,
-               /*cancel_fetch=*/false);
+      flight->group->Complete(flight, {value.status(), ""}, Source::kFetcher,
+                              /*cancel_fetch=*/false);
     }
   };
   // A throwing fetcher is Go's panicking fn: the flight fails, every waiter is
@@ -312,7 +314,7 @@ void Group::Settle(const std::shared_ptr<Flight>& flight, Ending& ending) {
   if (ending.linger > absl::ZeroDuration()) {
     timers_->Schedule(ending.linger, [this, flight] { Expire(flight); });
   }
-  if (ending.cancel_fetch) flight->cancellation->Cancel();
+  if (ending.cancel_fetch) flight->cancellation.Cancel();
   // Nothing from here on touches the fetcher (the slot is handed on through
   // the limiter, which the Ending shares).
   ending.waiters.TakeAll([&](uint64_t id, Waiter& waiter) {

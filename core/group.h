@@ -201,8 +201,10 @@ class Group {
   // One execution, and the waiters who want its outcome; after it finished, a
   // lingering value.
   struct Flight {
-    Flight(const NamedFetcher& fetcher, const KeyView& identity, Shard* home)
-        : fetcher(fetcher),
+    Flight(Group* group, const NamedFetcher& fetcher, const KeyView& identity,
+           Shard* home)
+        : group(group),
+          fetcher(fetcher),
           fetcher_name(identity.fetcher),
           scope(identity.scope),
           key(identity.key),
@@ -214,6 +216,8 @@ class Group {
       return KeyView(fetcher_name, scope, key, key_hash);
     }
 
+    // The group it belongs to: the fetch callback carries only the flight.
+    Group* const group;
     // Used only while the flight runs (the fetcher may be gone once every
     // waiter is answered); `fetcher_name` is the flight's own copy.
     const NamedFetcher& fetcher;
@@ -223,8 +227,9 @@ class Group {
     const size_t key_hash;
     Shard* const home;
     const absl::Time started = absl::Now();
-    const std::shared_ptr<CancellationSignal> cancellation =
-        std::make_shared<CancellationSignal>();
+    // Handed to the fetch as a pointer that shares the flight's ownership
+    // (no allocation of its own).
+    CancellationSignal cancellation;
 
     State state ABSL_GUARDED_BY(home->mu) = State::kNew;
     // Set by Forget: the flight is in its shard's `forgotten` set, not its

@@ -4,17 +4,18 @@
 #include <cstddef>
 #include <cstdint>
 #include <utility>
-#include <vector>
+
+#include "absl/container/inlined_vector.h"
 
 namespace singleflight {
 
 // The waiters of one flight: Add and Remove without hashing, and, once the
 // list has grown, without allocating (the slot of a waiter that left is
-// reused). Each waiter is named by an id that stays unique until TakeAll
-// (after which a flight's list takes no more waiters): the slot's index with
-// the slot's generation above it, so that the id of a waiter that left never
-// removes the waiter now in its slot. The first
-// waiter added gets id kFirstId.
+// reused; the first slot needs no allocation at all). Each waiter is named by
+// an id that stays unique until TakeAll (after which a flight's list takes no
+// more waiters): the slot's index with the slot's generation above it, so that
+// the id of a waiter that left never removes the waiter now in its slot. The
+// first waiter added gets id kFirstId.
 //
 // `Waiter` is a callable that compares equal to nullptr when empty, and
 // can be assigned nullptr (absl::AnyInvocable, std::function).
@@ -80,8 +81,9 @@ class WaiterList {
     uint32_t generation = 0;
   };
 
-  std::vector<Slot> slots_;
-  std::vector<uint32_t> free_;  // Indices of empty slots.
+  // The first slot is inline: a flight nobody joins allocates none.
+  absl::InlinedVector<Slot, 1> slots_;
+  absl::InlinedVector<uint32_t, 1> free_;  // Indices of empty slots.
   size_t size_ = 0;
 };
 
