@@ -12,6 +12,9 @@
 #                   (label address-sanitizer), and the short soak again;
 #   4. build-fuzz/  every libFuzzer target for 30 s (scripts/fuzz.sh).
 # Any argument is passed to each ctest run, for example -L unit.
+#
+# scripts/test.sh --quick is the inner loop: it builds build/ and runs its
+# unit tests only (under a minute after a build), nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -23,6 +26,14 @@ step() { echo; echo "=== $* ($(date +%T))"; }
 ctest_all() { ctest --output-on-failure -j2 --timeout 300 "$@"; }
 # Each script step fails after 10 minutes if it hangs.
 bounded() { timeout --kill-after=10 600 "$@"; }
+
+if [[ "${1:-}" == "--quick" ]]; then
+  shift
+  step "build and run the unit tests (--quick)"
+  scripts/build.sh
+  ctest_all --test-dir build -L unit "$@"
+  exit 0
+fi
 
 step "build and test"
 scripts/build.sh

@@ -11,7 +11,7 @@
 #include "absl/synchronization/notification.h"
 #include "client/client.h"
 #include "gtest/gtest.h"
-#include "tests/e2e/server_process.h"
+#include "tests/testing/server_process.h"
 
 namespace singleflight {
 namespace e2e {

@@ -13,7 +13,7 @@
 #include "client/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/e2e/server_process.h"
+#include "tests/testing/server_process.h"
 
 namespace singleflight {
 namespace e2e {

@@ -17,8 +17,8 @@
 #include "client/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/e2e/server_process.h"
-#include "tests/fetchers/http_origin.h"
+#include "tests/testing/server_process.h"
+#include "tests/testing/http_origin.h"
 
 namespace singleflight {
 namespace e2e {

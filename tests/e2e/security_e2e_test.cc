@@ -17,7 +17,7 @@
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
-#include "tests/e2e/server_process.h"
+#include "tests/testing/server_process.h"
 
 namespace singleflight {
 namespace e2e {

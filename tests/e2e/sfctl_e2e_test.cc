@@ -21,7 +21,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.pb.h"
 #include "gtest/gtest.h"
-#include "tests/e2e/server_process.h"
+#include "tests/testing/server_process.h"
 
 namespace singleflight {
 namespace e2e {

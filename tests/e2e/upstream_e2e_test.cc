@@ -21,8 +21,8 @@
 #include "client/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/e2e/server_process.h"
-#include "tests/fetchers/upstream_server.h"
+#include "tests/testing/server_process.h"
+#include "tests/testing/upstream_server.h"
 
 namespace singleflight {
 namespace e2e {

@@ -17,7 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fetchers/fetch_outcome.h"
-#include "tests/fetchers/upstream_server.h"
+#include "tests/testing/upstream_server.h"
 
 namespace singleflight {
 namespace {

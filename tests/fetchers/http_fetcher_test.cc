@@ -19,7 +19,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/fetchers/http_origin.h"
+#include "tests/testing/http_origin.h"
 
 namespace singleflight {
 namespace {

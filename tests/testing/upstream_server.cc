@@ -1,4 +1,4 @@
-#include "tests/fetchers/upstream_server.h"
+#include "tests/testing/upstream_server.h"
 
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>

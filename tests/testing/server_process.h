@@ -1,5 +1,5 @@
-#ifndef SINGLEFLIGHT_TESTS_E2E_SERVER_PROCESS_H_
-#define SINGLEFLIGHT_TESTS_E2E_SERVER_PROCESS_H_
+#ifndef SINGLEFLIGHT_TESTS_TESTING_SERVER_PROCESS_H_
+#define SINGLEFLIGHT_TESTS_TESTING_SERVER_PROCESS_H_
 
 #include <sys/types.h>
 
@@ -125,4 +125,4 @@ bool WaitForWaiters(Client& client, absl::string_view key, uint32_t waiters);
 }  // namespace e2e
 }  // namespace singleflight
 
-#endif  // SINGLEFLIGHT_TESTS_E2E_SERVER_PROCESS_H_
+#endif  // SINGLEFLIGHT_TESTS_TESTING_SERVER_PROCESS_H_

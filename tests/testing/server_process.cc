@@ -1,4 +1,4 @@
-#include "tests/e2e/server_process.h"
+#include "tests/testing/server_process.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "tests/fetchers/http_origin.h"
+#include "tests/testing/http_origin.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
