@@ -10,7 +10,7 @@
 namespace singleflight {
 
 // A one-shot signal that tells a fetcher its execution is no longer wanted
-// (every waiter left, or the execution timed out).
+// (every waiter left, the execution timed out, or the server is stopping).
 //
 // Thread-safe: any method may be called from any thread.
 class CancellationSignal {

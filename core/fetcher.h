@@ -28,8 +28,9 @@ struct FetchRequest {
   // that started the flight sent it: the fetcher passes it to the backend
   // (as HTTP headers, gRPC metadata, ...).
   Metadata metadata;
-  // Raised when nobody wants the result any more (the last waiter left, or
-  // the execution timed out). Never null.
+  // Raised when nobody wants the result any more (the last waiter left, the
+  // execution timed out, or the server is stopping: Group::FailAll). Never
+  // null.
   std::shared_ptr<CancellationSignal> cancellation;
 };
 
@@ -87,7 +88,7 @@ struct FetcherPolicy {
 };
 
 // A fetcher under the name callers select it by, with its policy.
-// Flights are keyed by (name, key).
+// Flights are keyed by (name, scope, key).
 struct NamedFetcher {
   NamedFetcher(std::string name, std::string uri, FetcherPolicy policy,
                std::unique_ptr<Fetcher> fetcher)

@@ -28,7 +28,10 @@ using FetcherFactory = std::function<absl::StatusOr<std::unique_ptr<Fetcher>>(
     const FetcherUri&, const FetcherPolicy&, const FetcherEnvironment&)>;
 
 // The fetchers a server offers, by name, built from URIs whose scheme selects
-// the factory (`echo:`, and later `http:`, `grpc:`, `plugin:` ...).
+// the factory. The registry knows no scheme by itself: RegisterScheme adds
+// them. The server's are registered by RegisterBuiltinSchemes
+// (fetchers/builtin_fetchers.h): `echo:`, `http:`/`https:`, `grpc:`/`grpcs:`
+// and `plugin:`.
 //
 // Thread-compatible: configure it (RegisterScheme, Add, SetDefault) before
 // serving; after that, the const methods may be called from any thread.

@@ -80,9 +80,9 @@ struct FlightInfo {
 // Without linger, a flight that finishes is gone: there is no caching.
 //
 // Thread-safe. Waiters are called outside the Group's locks, on whichever
-// thread completes the flight (a fetcher's thread, the timer thread, or the
-// caller of Do/Leave itself when the result is immediate), so a waiter must
-// not block, and must not throw.
+// thread completes the flight (a fetcher's thread, the timer thread, the
+// caller of Do/Leave itself when the result is immediate, or the caller of
+// FailAll), so a waiter must not block, and must not throw.
 //
 // REQUIRES: the Group outlives every fetch it starts and `timers`; every
 // NamedFetcher outlives the flights started on it and every call of its

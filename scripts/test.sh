@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test:
 #   1. build/       unit and end-to-end tests (ctest labels: unit, e2e), the
-#                   README's examples, the Python/Node/C++ clients together,
-#                   the buf curl commands of docs/OPERATING.md, and an
+#                   README's examples and every sh block of the docs (run,
+#                   or covered by a step named in the page), the
+#                   Python/Node/C++ clients together, the buf curl commands
+#                   of docs/OPERATING.md, the benchmarks with tiny bounds
+#                   (scripts/bench.py --quick, the proxy bench), and an
 #                   out-of-tree build against the installed client library,
 #                   the compose file, and three replicas behind HAProxy;
 #                   the locking annotations under clang's -Wthread-safety,
 #                   and a short soak with a faulty origin (tests/soak/);
-#   2. build-tsan/  core/ under ThreadSanitizer (label thread-sanitizer);
+#   2. build-tsan/  core/ and the echo fetcher under ThreadSanitizer (label
+#                   thread-sanitizer);
 #   3. build-asan/  everything under AddressSanitizer + UBSan
 #                   (label address-sanitizer), and the short soak again;
 #   4. build-fuzz/  every libFuzzer target for 30 s (scripts/fuzz.sh).
@@ -44,9 +48,19 @@ bounded /usr/bin/python3 tests/readme/readme_test.py README.md
 bounded tests/clients/interop_test.sh build/bin
 bounded tests/tools/operating_test.sh build/bin
 bounded tests/clients/install_test.sh build
+bounded /usr/bin/python3 tests/docs/sh_blocks_test.py build/bin README.md \
+  CONTRIBUTING.md docs/*.md
 
 step "deployment: compose file; three replicas behind HAProxy"
 for test in tests/deploy/*_test.sh; do bounded "$test" build/bin; done
+
+step "benchmarks with tiny bounds, so that they cannot rot (results discarded)"
+bench_out=$(mktemp -d)
+bounded /usr/bin/python3 scripts/bench.py --quick --skip-go \
+  --only=micro,overhead,hot_key,many_waiters,large_values --out="$bench_out"
+rm -rf "$bench_out"
+bounded tests/deploy/proxy_bench.py --bin=build/bin --targets=direct,haproxy \
+  --rounds=1 --duration=1s --scenario=throughput > /dev/null
 
 step "locking annotations: clang -Wthread-safety"
 bounded scripts/check-thread-safety.sh build

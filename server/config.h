@@ -54,8 +54,8 @@ struct ServerConfig {
   // Items of one DoStream not yet written (waiting on a flight or on the
   // client to read); at the limit, the stream stops reading requests.
   int max_stream_pending = 10000;
-  // Bytes of one DoStream's replies not yet written; over it, the stream
-  // stops reading requests.
+  // Bytes of one DoStream's replies not yet written and of its requests
+  // still waiting on a flight; over it, the stream stops reading requests.
   int64_t max_stream_buffer_bytes = int64_t{16} << 20;
 };
 

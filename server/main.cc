@@ -66,17 +66,16 @@ ABSL_FLAG(std::optional<int>, max_stream_pending, std::nullopt,
           "items of one DoStream not yet written (waiting on a flight or on "
           "the client); at the limit the stream stops reading (default 10000)");
 ABSL_FLAG(std::optional<int64_t>, max_stream_buffer_bytes, std::nullopt,
-          "bytes of one DoStream's unwritten replies; over it the stream stops "
-          "reading (default 16 MiB)");
+          "bytes of one DoStream's unwritten replies and of its requests still "
+          "waiting on a flight; over it the stream stops reading (default 16 "
+          "MiB)");
 ABSL_FLAG(std::optional<absl::Duration>, drain_grace, std::nullopt,
           "on SIGTERM, how long health says NOT_SERVING while calls are still "
           "served, before the drain (default 0)");
 ABSL_FLAG(std::optional<int>, max_flights, std::nullopt,
-          "flights in progress at once, for every fetcher (default: each "
-          "fetcher's max_flights; none)");
+          "flights in progress at once, for every fetcher (default: none)");
 ABSL_FLAG(std::optional<int>, max_waiters, std::nullopt,
-          "waiters on one flight, for every fetcher (default: each fetcher's "
-          "max_waiters; none)");
+          "waiters on one flight, for every fetcher (default: none)");
 
 ABSL_FLAG(std::string, log_level, "info",
           "trace, debug, info, warning, error or off");

@@ -21,8 +21,9 @@
 namespace singleflight {
 
 // The Prometheus metrics of a singleflightd, by fetcher:
-//   singleflight_calls_total{fetcher,code}        Do calls and stream items, by
-//   outcome singleflight_stream_items_total{fetcher}      DoStream items
+//   singleflight_calls_total{fetcher,code}        Do calls and stream items,
+//                                                 by outcome
+//   singleflight_stream_items_total{fetcher}      DoStream items
 //   singleflight_executions_total{fetcher}        fetcher executions started
 //   singleflight_joined_total{fetcher}            callers who joined a flight
 //   singleflight_forgets_total{fetcher,forgotten} Forget calls
