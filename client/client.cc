@@ -92,6 +92,7 @@ std::unique_ptr<Client> Client::Connect(const std::string& target,
                                      : grpc::InsecureChannelCredentials();
   grpc::ChannelArguments arguments;
   arguments.SetServiceConfigJSON(RetryServiceConfig(options.retry));
+  arguments.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   return std::make_unique<Client>(
       grpc::CreateCustomChannel(target, credentials, arguments),
       std::move(options));

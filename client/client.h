@@ -40,6 +40,11 @@ struct RetryPolicy {
   double multiplier = 2.0;
 };
 
+// The largest reply a client accepts by default: the server's largest value
+// (a fetcher's max_value_bytes, 64 MiB by default) and the reply's framing.
+// gRPC's own default, 4 MiB, would refuse the values the server sends.
+inline constexpr int kDefaultMaxReceiveMessageBytes = (64 << 20) + (64 << 10);
+
 struct ClientOptions {
   // Deadline of each call, retries included; absl::InfiniteDuration() for
   // none.
@@ -50,6 +55,9 @@ struct ClientOptions {
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   // Sent as `authorization: Bearer TOKEN` on every call; empty for none.
   std::string bearer_token;
+  // Used by Connect: the largest reply accepted; -1 for no limit. A larger
+  // one fails its call with RESOURCE_EXHAUSTED.
+  int max_receive_message_bytes = kDefaultMaxReceiveMessageBytes;
 };
 
 // A thin C++ client for singleflight.v1.SingleFlight and the server's
@@ -66,7 +74,8 @@ class Client {
   Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options = {});
 
   // A client on a channel to `target` (HOST:PORT) with
-  // `options.credentials` and `options.retry`.
+  // `options.credentials`, `options.retry` and
+  // `options.max_receive_message_bytes`.
   static std::unique_ptr<Client> Connect(const std::string& target,
                                          ClientOptions options = {});
 

@@ -46,6 +46,10 @@ ABSL_FLAG(std::string, client_key, "",
 ABSL_FLAG(std::string, token_file, "",
           "file holding a bearer token to send with every call (for a "
           "server started with token files)");
+ABSL_FLAG(int, max_receive_message_bytes,
+          singleflight::kDefaultMaxReceiveMessageBytes,
+          "largest reply accepted (default: the server's largest value, 64 "
+          "MiB, and its framing); -1 for no limit");
 ABSL_FLAG(std::string, fetcher, "",
           "do, stream, forget: the fetcher to use; empty selects the "
           "server's default");
@@ -427,6 +431,8 @@ int Run(const std::vector<std::string>& args) {
 
   ClientOptions options;
   options.timeout = absl::GetFlag(FLAGS_timeout);
+  options.max_receive_message_bytes =
+      absl::GetFlag(FLAGS_max_receive_message_bytes);
   if (options.timeout <= absl::ZeroDuration()) {
     return UsageError("--timeout must be positive");
   }

@@ -1,6 +1,6 @@
 // A Node.js client for singleflightd (singleflight.v1.SingleFlight); see
 // docs/CLIENTS.md.
-export { Client } from './lib/client.js';
+export { Client, DEFAULT_MAX_RECEIVE_MESSAGE_BYTES } from './lib/client.js';
 export { SingleFlightError } from './lib/errors.js';
 export { FLIGHT_KEY_HEADER, flightKey } from './lib/flight-key.js';
 export { DEFAULT_RETRY } from './lib/retry.js';

@@ -3,7 +3,8 @@
 # singleflightd and a fake server (fake_server.py):
 #   1. one caller of each language joins one flight at the same time: one
 #      execution (the server's singleflight_executions_total), the same value
-#      and shared: true for all three;
+#      and shared: true for all three; and each receives a 10 MiB value
+#      (from an HTTP origin), over gRPC's default 4 MiB receive limit;
 #   2. the Python and Node clients' own tests (python_client_test.py,
 #      node_client.test.js): sharing, error mapping (NOT_FOUND,
 #      INVALID_ARGUMENT, DEADLINE_EXCEEDED), deadlines, Forget, InFlight,
@@ -30,8 +31,14 @@ if [[ ! client/node/node_modules/.package-lock.json -nt \
   npm ci --prefix client/node --no-audit --no-fund --loglevel=error
 fi
 
+# An origin of 10 MiB values, larger than gRPC's default receive limit.
+sf_background /usr/bin/python3 tests/origin/http_origin.py --port 0 \
+  >"$SF_WORK/origin.out" 2>&1
+sf_wait_for "$SF_WORK/origin.out" '^listening on '
+origin=$(sed -n 's/^listening on //p' "$SF_WORK/origin.out")
 sf_start_server "$bin" --metrics_listen=127.0.0.1:0 \
-  --fetcher=slow=echo:?delay=1s --fetcher=joint=echo:?delay=3s
+  --fetcher=slow=echo:?delay=1s --fetcher=joint=echo:?delay=3s \
+  --fetcher="big=http://$origin/v/{key}?size=10485760"
 server=$SF_TARGET
 metrics=$SF_METRICS_URL
 sf_background /usr/bin/python3 tests/clients/fake_server.py \
@@ -84,6 +91,25 @@ sys.exit(not line or float(line.group(1)) != 1)
 PY
 }
 sf_check "the fetcher ran once" one_execution
+ten_mib_value_from() {  # OUT CMD...: runs CMD, whose reply must hold 10 MiB.
+  local out=$1
+  shift
+  "$@" >"$out" && /usr/bin/python3 - "$out" <<'PY'
+import base64, json, sys
+value = base64.b64decode(json.load(open(sys.argv[1]))["value"])
+print(f"{len(value)} bytes")
+sys.exit(len(value) != 10 << 20)
+PY
+}
+sf_check "sfctl receives a 10 MiB value" ten_mib_value_from \
+  "$SF_WORK/big-cpp.json" "${sfctl[@]}" --target="$server" --json "do" \
+  big:cpp --fetcher=big
+sf_check "the Python client receives a 10 MiB value" ten_mib_value_from \
+  "$SF_WORK/big-python.json" /usr/bin/python3 tests/clients/do_once.py \
+  "$server" big:python big
+sf_check "the Node client receives a 10 MiB value" ten_mib_value_from \
+  "$SF_WORK/big-node.json" node tests/clients/do_once.mjs "$server" \
+  big:node big
 
 # 2. Each client's own tests, side by side.
 export SF_TARGET=$server SF_FAKE_TARGET=$fake

@@ -100,6 +100,25 @@ TEST(DoE2eTest, StarterPayloadIsTheValue) {
   EXPECT_TRUE(joiner->shared);
 }
 
+// gRPC's default receive limit is 4 MiB; the server's values go to 64 MiB.
+TEST(DoE2eTest, ClientReceivesValuesAboveGrpcsDefaultLimit) {
+  auto server = ServerProcess::Start({"--max_message_bytes=16777216"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string ten_mib(10 << 20, 'v');
+
+  std::unique_ptr<Client> client = Client::Connect((*server)->target());
+  absl::StatusOr<DoResult> big = client->Do("big", "", ten_mib);
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(big->value.size(), ten_mib.size());
+
+  ClientOptions limited;
+  limited.max_receive_message_bytes = 1 << 20;
+  std::unique_ptr<Client> small =
+      Client::Connect((*server)->target(), std::move(limited));
+  EXPECT_EQ(small->Do("big", "", ten_mib).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
 TEST(DoE2eTest, ForgetLetsTheNextCallStartANewFlight) {
   auto server = ServerProcess::Start({"--fetcher=slow=echo:?delay=1s"});
   ASSERT_TRUE(server.ok()) << server.status();

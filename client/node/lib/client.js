@@ -10,6 +10,12 @@ import { FLIGHT_KEY_HEADER, flightKey } from './flight-key.js';
 import { retryServiceConfig } from './retry.js';
 
 const DEFAULT_PROTO_DIR = fileURLToPath(new URL('../../../proto', import.meta.url));
+/**
+ * The largest reply accepted by default: the server's largest value (a
+ * fetcher's max_value_bytes, 64 MiB by default) and the reply's framing.
+ * gRPC's own default, 4 MiB, would refuse the values the server sends.
+ */
+export const DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = (64 << 20) + (64 << 10);
 const services = new Map();
 
 // The SingleFlight client constructor, loaded once per proto directory.
@@ -80,6 +86,8 @@ export class Client {
    *     for TLS, grpc.credentials.createSsl(rootCerts, key, certChain)
    * @param {object} [options.retry] overrides of DEFAULT_RETRY
    * @param {string} [options.protoDir] where singleflight/v1/singleflight.proto is
+   * @param {?number} [options.maxReceiveMessageBytes] the largest reply
+   *     accepted (-1 for no limit); by default the server's largest value
    * @param {object} [options.channelOptions] more gRPC channel options
    */
   constructor(target, {
@@ -87,11 +95,13 @@ export class Client {
     credentials = grpc.credentials.createInsecure(),
     retry = {},
     protoDir = DEFAULT_PROTO_DIR,
+    maxReceiveMessageBytes = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
     channelOptions = {},
   } = {}) {
     const SingleFlight = loadService(protoDir);
     this.#stub = new SingleFlight(target, credentials, {
       'grpc.service_config': retryServiceConfig(retry),
+      'grpc.max_receive_message_length': maxReceiveMessageBytes,
       ...channelOptions,
     });
     this.#timeoutMs = timeoutMs;

@@ -10,6 +10,7 @@ See docs/CLIENTS.md for what it supports.
 """
 
 from singleflight_client.client import (
+    DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
     Client,
     DoResult,
     Flight,
@@ -21,6 +22,7 @@ from singleflight_client.client import (
 from singleflight_client.flight_key import FLIGHT_KEY_HEADER, flight_key
 
 __all__ = [
+    "DEFAULT_MAX_RECEIVE_MESSAGE_BYTES",
     "Client",
     "DoResult",
     "FLIGHT_KEY_HEADER",

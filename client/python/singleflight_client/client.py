@@ -18,6 +18,11 @@ from singleflight_client.messages import (
 )
 from singleflight_client.retry import RetryPolicy
 
+# The largest reply accepted by default: the server's largest value (a
+# fetcher's max_value_bytes, 64 MiB by default) and the reply's framing.
+# gRPC's own default, 4 MiB, would refuse the values the server sends.
+DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = (64 << 20) + (64 << 10)
+
 __all__ = [
     "Client",
     "DoResult",
@@ -57,14 +62,19 @@ class Client:
         credentials: Optional[grpc.ChannelCredentials] = None,
         retry: RetryPolicy = RetryPolicy(),
         options: Sequence[Tuple[str, object]] = (),
+        max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
     ):
         """Connects to target (HOST:PORT).
 
         credentials: None for plaintext, or for example
         grpc.ssl_channel_credentials(root_certificates=...). options: more
-        gRPC channel arguments.
+        gRPC channel arguments. max_receive_message_bytes: the largest reply
+        accepted (-1 for no limit); by default the server's largest value.
         """
-        channel_options = [("grpc.service_config", retry.service_config())]
+        channel_options = [
+            ("grpc.service_config", retry.service_config()),
+            ("grpc.max_receive_message_length", max_receive_message_bytes),
+        ]
         channel_options.extend(options)
         if credentials is None:
             self._channel = grpc.insecure_channel(target, channel_options)
