@@ -4,12 +4,15 @@
 
 #include <cstdio>
 #include <cstring>
+#include <iostream>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/internal/parse.h"
+#include "absl/flags/internal/usage.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
@@ -18,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/build_info.h"
 #include "server/config.h"
 #include "server/logging.h"
 #include "server/server.h"
@@ -191,13 +195,25 @@ int main(int argc, char** argv) {
   usage.contains_help_flags = [](absl::string_view path) {
     return absl::EndsWith(path, "server/main.cc");
   };
+  usage.version_string = [] {
+    return absl::StrCat("singleflightd ", singleflight::BuildVersion(),
+                        " (commit ", singleflight::BuildCommit(), ")\n");
+  };
   absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
       "singleflightd serves singleflight.v1.SingleFlight: concurrent requests "
       "for the same (fetcher, key) share one fetcher execution.");
   std::vector<std::string> fetcher_flags =
       TakeRepeatedFlag("fetcher", argc, argv);
-  absl::ParseCommandLine(argc, argv);
+  // As absl::ParseCommandLine, except that help asked for is a success:
+  // Abseil exits 1 after --help.
+  absl::flags_internal::ParseCommandLineImpl(
+      argc, argv, absl::flags_internal::ArgvListAction::kRemoveParsedArgs,
+      absl::flags_internal::UsageFlagsAction::kIgnoreUsage,
+      absl::flags_internal::OnUndefinedFlag::kAbortIfUndefined);
+  int usage_exit = absl::flags_internal::HandleUsageFlags(
+      std::cout, absl::ProgramUsageMessage());
+  if (usage_exit != -1) return usage_exit == 1 ? 0 : usage_exit;
 
   absl::Status logging = singleflight::SetUpLogging(
       absl::GetFlag(FLAGS_log_level), absl::GetFlag(FLAGS_log_json));

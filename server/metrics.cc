@@ -1,11 +1,13 @@
 #include "server/metrics.h"
 
+#include <prometheus/gauge.h>
 #include <prometheus/metric_family.h>
 
 #include <map>
 #include <utility>
 
 #include "absl/strings/string_view.h"
+#include "server/build_info.h"
 
 namespace singleflight {
 namespace {
@@ -107,6 +109,12 @@ ServerMetrics::ServerMetrics()
                          .Help("Time from a caller's request to its outcome.")
                          .Register(*registry_)),
       no_fetcher_(MakeSeries("")) {
+  prometheus::BuildGauge()
+      .Name("singleflight_build_info")
+      .Help("Always 1; its labels say what the server was built from.")
+      .Register(*registry_)
+      .Add({{"version", BuildVersion()}, {"commit", BuildCommit()}})
+      .Set(1);
   pending_pauses_ = &stream_read_pauses_.Add({{"limit", "max_stream_pending"}});
   buffer_pauses_ =
       &stream_read_pauses_.Add({{"limit", "max_stream_buffer_bytes"}});

@@ -34,6 +34,7 @@ namespace singleflight {
 //                                                 reading (back-pressure)
 //   singleflight_flights_in_flight{fetcher}, singleflight_waiters{fetcher}
 //                                                 gauges, read at scrape time
+//   singleflight_build_info{version,commit}       always 1
 // Requests refused before a fetcher was chosen count under fetcher="".
 //
 // Thread-compatible while fetchers are added (before serving); after that,

@@ -492,6 +492,15 @@ TEST(LifecycleE2eTest, UndecodableRequestsAreLoggedRateLimitedAsJson) {
   EXPECT_EQ(not_json, 0);
 }
 
+TEST(LifecycleE2eTest, HelpIsASuccessAndUnknownFlagsAreNot) {
+  CommandResult help = RunBinary("singleflightd", {"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("--fetcher"), std::string::npos) << help.out;
+  CommandResult unknown = RunBinary("singleflightd", {"--no_such_flag"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.err.find("no_such_flag"), std::string::npos) << unknown.err;
+}
+
 }  // namespace
 }  // namespace e2e
 }  // namespace singleflight

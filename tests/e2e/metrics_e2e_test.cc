@@ -121,6 +121,19 @@ TEST_F(MetricsE2eTest, CountsCallsExecutionsAndJoins) {
             0);  // The execution took a second.
 }
 
+TEST_F(MetricsE2eTest, BuildInfoSaysTheVersionAndCommit) {
+  CommandResult version = RunBinary("singleflightd", {"--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(
+      version.out, match,
+      std::regex("^singleflightd (\\S+) \\(commit (\\S+)\\)\n$")))
+      << version.out;
+  std::string series = "singleflight_build_info{commit=\"" + match[2].str() +
+                       "\",version=\"" + match[1].str() + "\"}";
+  EXPECT_EQ(Sample(Metrics(), series), 1) << Metrics();
+}
+
 TEST_F(MetricsE2eTest, CountsErrorsForgetsAndStreamItems) {
   EXPECT_FALSE(client_->Do("", "").ok());
   EXPECT_FALSE(client_->Do("k", "nope").ok());
