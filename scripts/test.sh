@@ -4,7 +4,8 @@
 #                   README's examples and every sh block of the docs (run,
 #                   or covered by a step named in the page), the
 #                   Python/Node/C++ clients together, the buf curl commands
-#                   of docs/OPERATING.md, the benchmarks with tiny bounds
+#                   of docs/OPERATING.md, buf lint and buf breaking of
+#                   proto/, the benchmarks with tiny bounds
 #                   (scripts/bench.py --quick, the proxy bench), and an
 #                   out-of-tree build against the installed client library,
 #                   the compose file, and three replicas behind HAProxy;
@@ -50,6 +51,16 @@ bounded tests/tools/operating_test.sh build/bin
 bounded tests/clients/install_test.sh build
 bounded /usr/bin/python3 tests/docs/sh_blocks_test.py build/bin README.md \
   CONTRIBUTING.md docs/*.md
+
+step "the wire API: buf lint, and buf breaking against the previous commit"
+# buf was installed into tests/tools by operating_test.sh.
+buf=tests/tools/node_modules/.bin/buf
+bounded "$buf" lint proto
+if git rev-parse -q --verify HEAD~1 > /dev/null; then
+  bounded "$buf" breaking proto --against '.git#ref=HEAD~1,subdir=proto'
+else
+  echo "no previous commit here (a shallow clone?): buf breaking skipped"
+fi
 
 step "deployment: compose file; three replicas behind HAProxy"
 for test in tests/deploy/*_test.sh; do bounded "$test" build/bin; done
