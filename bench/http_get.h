@@ -10,11 +10,11 @@
 namespace singleflight {
 namespace bench {
 
-// Fetches `url` (http://HOST:PORT/PATH; plain HTTP only) with one HTTP/1.0
-// GET over a plain socket, and returns the body of a 200 response. Enough
-// for a Prometheus /metrics endpoint; no redirects, no chunked encoding.
-// Fails with INVALID_ARGUMENT on a URL it cannot handle, UNAVAILABLE if the
-// server cannot be reached or fails, DEADLINE_EXCEEDED after `timeout`.
+// Fetches `url` (http:// or https://) with one GET, through libcurl, and
+// returns the body of a 200 response: for a Prometheus /metrics endpoint.
+// No redirects are followed. Fails with INVALID_ARGUMENT on a URL it cannot
+// handle, UNAVAILABLE if the server cannot be reached, answers another
+// status or breaks off, DEADLINE_EXCEEDED after `timeout`.
 //
 // Thread-safe.
 absl::StatusOr<std::string> HttpGet(absl::string_view url,
