@@ -28,6 +28,10 @@
 
 ABSL_FLAG(std::string, config, "",
           "YAML config file (docs/CONFIG.md); the flags below override it");
+ABSL_FLAG(std::string, check_config, "",
+          "check this YAML config file (with the flags below) as start-up "
+          "would, short of listening: exit 0 if it is valid, 2 with the "
+          "reason (FILE:LINE) if not");
 ABSL_FLAG(std::optional<std::string>, listen, std::nullopt,
           "HOST:PORT to serve on; port 0 picks a free port "
           "(default 127.0.0.1:50051)");
@@ -224,15 +228,24 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
+  const std::string checked = absl::GetFlag(FLAGS_check_config);
+  const std::string file =
+      checked.empty() ? absl::GetFlag(FLAGS_config) : checked;
   singleflight::ServerConfig config;
-  if (!absl::GetFlag(FLAGS_config).empty()) {
-    auto loaded = singleflight::LoadConfigFile(absl::GetFlag(FLAGS_config));
+  if (!file.empty()) {
+    auto loaded = singleflight::LoadConfigFile(file);
     if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
     config = *std::move(loaded);
   }
   absl::Status applied =
       ApplyOverrides(OverridesFromFlags(std::move(fetcher_flags)), config);
   if (!applied.ok()) return Fail(std::string(applied.message()));
+  if (!checked.empty()) {
+    absl::Status valid = singleflight::SingleFlightServer::Check(config);
+    if (!valid.ok()) return Fail(std::string(valid.message()));
+    std::printf("%s: valid\n", checked.c_str());
+    return 0;
+  }
 
   // Signals are taken by sigwait below, so block them before gRPC starts
   // threads (which inherit the mask).

@@ -61,6 +61,27 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
   return grpc::SslServerCredentials(options);
 }
 
+// Builds every configured fetcher, and the embedded one, into `registry`,
+// and sets the default. A bad fetcher's message starts with where it was
+// configured.
+absl::Status AddFetchers(const ServerConfig& config,
+                         FetcherRegistry& registry) {
+  RegisterBuiltinSchemes(registry);
+  ServerConfig with_echo = config;
+  AddEmbeddedFetcher(with_echo);
+  for (const FetcherConfig& fetcher : with_echo.fetchers) {
+    absl::Status added =
+        registry.Add(fetcher.name, fetcher.uri, fetcher.policy);
+    if (!added.ok()) {
+      return absl::Status(added.code(),
+                          absl::StrCat(fetcher.origin, ": ", added.message()));
+    }
+  }
+  return registry.SetDefault(config.default_fetcher.empty()
+                                 ? kDefaultFetcherName
+                                 : config.default_fetcher);
+}
+
 // Whether binding `listen` (HOST:PORT, as gRPC takes it) fails because
 // another socket listens there. Asked after gRPC failed to listen, which
 // does not say why.
@@ -109,21 +130,8 @@ absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
     const ServerConfig& config) {
   std::unique_ptr<SingleFlightServer> server(new SingleFlightServer());
   FetcherRegistry& registry = server->registry_;
-  RegisterBuiltinSchemes(registry);
-  ServerConfig with_echo = config;
-  AddEmbeddedFetcher(with_echo);
-  for (const FetcherConfig& fetcher : with_echo.fetchers) {
-    absl::Status added =
-        registry.Add(fetcher.name, fetcher.uri, fetcher.policy);
-    if (!added.ok()) {
-      return absl::Status(added.code(),
-                          absl::StrCat(fetcher.origin, ": ", added.message()));
-    }
-  }
-  absl::Status defaulted = registry.SetDefault(config.default_fetcher.empty()
-                                                   ? kDefaultFetcherName
-                                                   : config.default_fetcher);
-  if (!defaulted.ok()) return defaulted;
+  absl::Status fetchers = AddFetchers(config, registry);
+  if (!fetchers.ok()) return fetchers;
 
   for (const std::string& name : registry.Names()) {
     server->metrics_.AddFetcher(**registry.Find(name));
@@ -199,6 +207,17 @@ absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
   health->SetServingStatus(v1::SingleFlight::service_full_name(), true);
   health->SetServingStatus(true);
   return server;
+}
+
+absl::Status SingleFlightServer::Check(const ServerConfig& config) {
+  TimerQueue timers;
+  FetcherRegistry registry(FetcherEnvironment{&timers});
+  absl::Status fetchers = AddFetchers(config, registry);
+  if (!fetchers.ok()) return fetchers;
+  absl::StatusOr<AccessControl> access =
+      AccessControl::Load(config.caller_token_file, config.admin_token_file);
+  if (!access.ok()) return access.status();
+  return ServerCredentials(config).status();
 }
 
 SingleFlightServer::~SingleFlightServer() { Shutdown(absl::ZeroDuration()); }

@@ -35,6 +35,11 @@ class SingleFlightServer {
   static absl::StatusOr<std::unique_ptr<SingleFlightServer>> Start(
       const ServerConfig& config);
 
+  // Checks everything Start would, short of binding the ports: builds every
+  // fetcher (URIs, plugins, settings), the default fetcher, the token files
+  // and the TLS files; returns Start's error for what is wrong.
+  static absl::Status Check(const ServerConfig& config);
+
   ~SingleFlightServer();
 
   int port() const { return port_; }

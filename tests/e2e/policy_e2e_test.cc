@@ -17,8 +17,8 @@
 #include "client/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/server_process.h"
 #include "tests/testing/http_origin.h"
+#include "tests/testing/server_process.h"
 
 namespace singleflight {
 namespace e2e {
@@ -176,6 +176,34 @@ TEST_F(PolicyE2eTest, ConfigErrorStopsStartUpNamingTheLine) {
       RunBinary("singleflightd", {"--listen=127.0.0.1:0", "--config=" + path});
   EXPECT_NE(run.exit_code, 0);
   EXPECT_THAT(run.err, HasSubstr(path + ":4: \"forever\" is not a duration"));
+}
+
+TEST_F(PolicyE2eTest, CheckConfigSaysValidOrWhereNotWithoutListening) {
+  std::string good = WriteConfig(R"(listen: 127.0.0.1:1
+fetchers:
+  web: ORIGIN/x/{key}
+)",
+                                 *origin_);
+  CommandResult valid = RunBinary("singleflightd", {"--check_config=" + good});
+  EXPECT_EQ(valid.exit_code, 0) << valid.err;
+  EXPECT_EQ(valid.out, good + ": valid\n");
+
+  std::string bad_uri = WriteConfig(R"(fetchers:
+  web:
+    uri: nosuch://origin/{key}
+)",
+                                    *origin_);
+  CommandResult invalid =
+      RunBinary("singleflightd", {"--check_config=" + bad_uri});
+  EXPECT_EQ(invalid.exit_code, 2);
+  EXPECT_THAT(invalid.err, HasSubstr(bad_uri + ":2: "));
+  EXPECT_THAT(invalid.err, HasSubstr("unknown scheme"));
+
+  CommandResult missing_cert = RunBinary(
+      "singleflightd", {"--check_config=" + good, "--tls_cert=/no/such.pem",
+                        "--tls_key=/no/such.key"});
+  EXPECT_EQ(missing_cert.exit_code, 2);
+  EXPECT_THAT(missing_cert.err, HasSubstr("/no/such"));
 }
 
 TEST_F(PolicyE2eTest, FlagsOverrideTheFile) {
