@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/types/span.h"
 #include "fetchers/builtin_fetchers.h"
 
 namespace singleflight {
@@ -23,10 +24,11 @@ class ConfigReader {
   absl::Status Read(const YAML::Node& root, ServerConfig& config) {
     if (root.IsNull()) return absl::OkStatus();
     if (!root.IsMap()) return Error(root, "the file must be a YAML mapping");
-    absl::Status status =
-        CheckKeys(root, {"listen", "metrics_listen", "default_fetcher",
-                         "drain_timeout", "drain_grace", "max_stream_pending",
-                         "max_stream_buffer_bytes", "fetchers"});
+    absl::Status status = CheckKeys(
+        root, {"listen", "metrics_listen", "default_fetcher", "drain_timeout",
+               "drain_grace", "max_stream_pending", "max_stream_buffer_bytes",
+               "max_message_bytes", "max_concurrent_streams", "tls", "tokens",
+               "log", "fetchers"});
     if (!status.ok()) return status;
     if (root["listen"])
       status.Update(ReadString(root["listen"], config.listen));
@@ -51,7 +53,34 @@ class ConfigReader {
       status.Update(ReadInteger(root["max_stream_buffer_bytes"],
                                 config.max_stream_buffer_bytes));
     }
+    if (root["max_message_bytes"]) {
+      status.Update(
+          ReadInteger(root["max_message_bytes"], config.max_message_bytes));
+    }
+    if (root["max_concurrent_streams"]) {
+      status.Update(ReadInteger(root["max_concurrent_streams"],
+                                config.max_concurrent_streams));
+    }
     if (!status.ok()) return status;
+    status = ReadSection(root["tls"], {{"cert", &config.tls_cert},
+                                       {"key", &config.tls_key},
+                                       {"client_ca", &config.tls_client_ca}});
+    if (!status.ok()) return status;
+    status =
+        ReadSection(root["tokens"], {{"caller_file", &config.caller_token_file},
+                                     {"admin_file", &config.admin_token_file}});
+    if (!status.ok()) return status;
+    if (const YAML::Node log = root["log"]) {
+      if (!log.IsMap()) return Error(log, "log must be a mapping");
+      status = CheckKeys(log, {"level", "json"});
+      if (status.ok() && log["level"]) {
+        status = ReadString(log["level"], config.log_level);
+      }
+      if (status.ok() && log["json"]) {
+        status = ReadBool(log["json"], config.log_json);
+      }
+      if (!status.ok()) return status;
+    }
     const YAML::Node fetchers = root["fetchers"];
     if (!fetchers) return absl::OkStatus();
     if (!fetchers.IsMap()) {
@@ -82,10 +111,10 @@ class ConfigReader {
     if (!node.IsMap()) {
       return Error(node, "a fetcher is a URI or a mapping of settings");
     }
-    absl::Status status =
-        CheckKeys(node, {"uri", "timeout", "max_concurrency", "max_queue",
-                         "linger", "linger_errors", "key_metadata",
-                         "forward_metadata", "headers", "max_value_bytes"});
+    absl::Status status = CheckKeys(
+        node, {"uri", "timeout", "max_concurrency", "max_queue", "max_flights",
+               "max_waiters", "linger", "linger_errors", "key_metadata",
+               "forward_metadata", "headers", "max_value_bytes"});
     if (!status.ok()) return status;
     if (!node["uri"]) return Error(node, "a fetcher needs a uri");
     FetcherPolicy& policy = fetcher.policy;
@@ -98,6 +127,12 @@ class ConfigReader {
     }
     if (node["max_queue"]) {
       status.Update(ReadInteger(node["max_queue"], policy.max_queue));
+    }
+    if (node["max_flights"]) {
+      status.Update(ReadInteger(node["max_flights"], policy.max_flights));
+    }
+    if (node["max_waiters"]) {
+      status.Update(ReadInteger(node["max_waiters"], policy.max_waiters));
     }
     if (node["linger"])
       status.Update(ReadDuration(node["linger"], policy.linger));
@@ -126,7 +161,7 @@ class ConfigReader {
   }
 
   absl::Status CheckKeys(const YAML::Node& map,
-                         std::initializer_list<const char*> known) {
+                         absl::Span<const char* const> known) {
     std::set<std::string> seen;
     for (const auto& entry : map) {
       std::string key = entry.first.Scalar();
@@ -142,6 +177,22 @@ class ConfigReader {
       }
     }
     return absl::OkStatus();
+  }
+
+  // A mapping of string settings (file paths, with ${NAME} expanded): each
+  // key, if present, sets its string. An absent section sets nothing.
+  absl::Status ReadSection(
+      const YAML::Node& node,
+      std::initializer_list<std::pair<const char*, std::string*>> keys) {
+    if (!node) return absl::OkStatus();
+    if (!node.IsMap()) return Error(node, "expected a mapping");
+    std::vector<const char*> names;
+    for (const auto& [name, out] : keys) names.push_back(name);
+    absl::Status status = CheckKeys(node, names);
+    for (const auto& [name, out] : keys) {
+      if (status.ok() && node[name]) status = ReadExpanded(node[name], *out);
+    }
+    return status;
   }
 
   absl::Status ReadString(const YAML::Node& node, std::string& out) {
@@ -278,6 +329,8 @@ absl::Status ApplyOverrides(const ConfigOverrides& overrides,
   set(overrides.tls_client_ca, config.tls_client_ca);
   set(overrides.caller_token_file, config.caller_token_file);
   set(overrides.admin_token_file, config.admin_token_file);
+  set(overrides.log_level, config.log_level);
+  set(overrides.log_json, config.log_json);
   set(overrides.max_message_bytes, config.max_message_bytes);
   set(overrides.max_concurrent_streams, config.max_concurrent_streams);
   set(overrides.max_stream_pending, config.max_stream_pending);

@@ -48,6 +48,10 @@ struct ServerConfig {
   std::string caller_token_file;
   std::string admin_token_file;
 
+  // Logging: trace, debug, info, warning, error or off; JSON lines or text.
+  std::string log_level = "info";
+  bool log_json = false;
+
   // Limits against abuse (0: none). Per fetcher limits are in its policy.
   int max_message_bytes = 4 << 20;  // Largest request message.
   int max_concurrent_streams = 0;   // Calls at once on one connection.
@@ -88,6 +92,8 @@ struct ConfigOverrides {
   std::optional<std::string> tls_client_ca;
   std::optional<std::string> caller_token_file;
   std::optional<std::string> admin_token_file;
+  std::optional<std::string> log_level;
+  std::optional<bool> log_json;
   std::optional<int> max_message_bytes;
   std::optional<int> max_concurrent_streams;
   std::optional<int> max_stream_pending;

@@ -130,6 +130,7 @@ absl::Status SetUpLogging(const std::string& level, bool json) {
         "log level \"", level,
         "\" is not one of trace, debug, info, warning, error, off"));
   }
+  spdlog::drop("singleflightd");  // Set up again: the config says more.
   auto logger = spdlog::stderr_logger_mt("singleflightd");
   spdlog::set_default_logger(logger);
   spdlog::set_level(parsed);

@@ -12,8 +12,10 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/internal/parse.h"
+#include "absl/flags/internal/private_handle_accessor.h"
 #include "absl/flags/internal/usage.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
@@ -117,6 +119,12 @@ std::vector<std::string> TakeRepeatedFlag(const char* name, int& argc,
   return values;
 }
 
+// Whether flag `name` was given (Abseil 20220623 keeps this internal).
+bool SpecifiedOnCommandLine(absl::string_view name) {
+  return absl::flags_internal::PrivateHandleAccessor::IsSpecifiedOnCommandLine(
+      *absl::FindCommandLineFlag(name));
+}
+
 // The flags given, as overrides of the config file.
 singleflight::ConfigOverrides OverridesFromFlags(
     std::vector<std::string> fetcher_flags) {
@@ -135,6 +143,14 @@ singleflight::ConfigOverrides OverridesFromFlags(
   overrides.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   overrides.caller_token_file = absl::GetFlag(FLAGS_caller_token_file);
   overrides.admin_token_file = absl::GetFlag(FLAGS_admin_token_file);
+  // Plain flags (--log_json takes no value): they override the config file
+  // only when given.
+  if (SpecifiedOnCommandLine("log_level")) {
+    overrides.log_level = absl::GetFlag(FLAGS_log_level);
+  }
+  if (SpecifiedOnCommandLine("log_json")) {
+    overrides.log_json = absl::GetFlag(FLAGS_log_json);
+  }
   overrides.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   overrides.max_concurrent_streams =
       absl::GetFlag(FLAGS_max_concurrent_streams);
@@ -219,9 +235,11 @@ int main(int argc, char** argv) {
       std::cout, absl::ProgramUsageMessage());
   if (usage_exit != -1) return usage_exit == 1 ? 0 : usage_exit;
 
-  absl::Status logging = singleflight::SetUpLogging(
+  // From the flags first, so that errors in the config file are logged as
+  // asked; again below, once the file has had its say.
+  absl::Status early_logging = singleflight::SetUpLogging(
       absl::GetFlag(FLAGS_log_level), absl::GetFlag(FLAGS_log_json));
-  if (!logging.ok()) return Fail(std::string(logging.message()));
+  if (!early_logging.ok()) return Fail(std::string(early_logging.message()));
 
   // Measured here: Abseil's deadlock detection and glibc's eager trimming
   // cost 20-30% of the CPU per call.
@@ -240,6 +258,9 @@ int main(int argc, char** argv) {
   absl::Status applied =
       ApplyOverrides(OverridesFromFlags(std::move(fetcher_flags)), config);
   if (!applied.ok()) return Fail(std::string(applied.message()));
+  absl::Status logging =
+      singleflight::SetUpLogging(config.log_level, config.log_json);
+  if (!logging.ok()) return Fail(std::string(logging.message()));
   if (!checked.empty()) {
     absl::Status valid = singleflight::SingleFlightServer::Check(config);
     if (!valid.ok()) return Fail(std::string(valid.message()));

@@ -109,6 +109,49 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"listen: [unclosed\n", ":"},
         BadConfig{"- a\n- b\n", ":1: the file must be a YAML mapping"}));
 
+TEST(ConfigTest, ReadsTlsTokensLoggingAndLimits) {
+  setenv("SF_TEST_SECRETS", "/run/secrets", 1);
+  std::string path = WriteConfig(R"(
+max_message_bytes: 1048576
+max_concurrent_streams: 100
+tls:
+  cert: ${SF_TEST_SECRETS}/tls.crt
+  key: ${SF_TEST_SECRETS}/tls.key
+  client_ca: /etc/ca.pem
+tokens:
+  caller_file: /run/secrets/caller
+  admin_file: /run/secrets/admin
+log:
+  level: warning
+  json: true
+fetchers:
+  web:
+    uri: http://origin/{key}
+    max_flights: 3
+    max_waiters: 4
+)");
+  absl::StatusOr<ServerConfig> config = LoadConfigFile(path);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->max_message_bytes, 1048576);
+  EXPECT_EQ(config->max_concurrent_streams, 100);
+  EXPECT_EQ(config->tls_cert, "/run/secrets/tls.crt");
+  EXPECT_EQ(config->tls_key, "/run/secrets/tls.key");
+  EXPECT_EQ(config->tls_client_ca, "/etc/ca.pem");
+  EXPECT_EQ(config->caller_token_file, "/run/secrets/caller");
+  EXPECT_EQ(config->admin_token_file, "/run/secrets/admin");
+  EXPECT_EQ(config->log_level, "warning");
+  EXPECT_TRUE(config->log_json);
+  ASSERT_EQ(config->fetchers.size(), 1u);
+  EXPECT_EQ(config->fetchers[0].policy.max_flights, 3);
+  EXPECT_EQ(config->fetchers[0].policy.max_waiters, 4);
+
+  std::string unknown = WriteConfig("tls:\n  certificate: x.pem\n");
+  absl::StatusOr<ServerConfig> refused = LoadConfigFile(unknown);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr(unknown + ":2: unknown key \"certificate\""));
+}
+
 TEST(ConfigOverridesTest, GivenFlagsReplaceTheFilesValuesAndOnlyThose) {
   ServerConfig config;
   config.listen = "127.0.0.1:6000";
@@ -120,7 +163,10 @@ TEST(ConfigOverridesTest, GivenFlagsReplaceTheFilesValuesAndOnlyThose) {
   overrides.max_message_bytes = 1024;
   overrides.max_stream_buffer_bytes = int64_t{1} << 33;
   overrides.tls_cert = "cert.pem";
+  overrides.log_json = true;
   ASSERT_TRUE(ApplyOverrides(overrides, config).ok());
+  EXPECT_TRUE(config.log_json);
+  EXPECT_EQ(config.log_level, "info");
   EXPECT_EQ(config.listen, "0.0.0.0:7000");
   EXPECT_EQ(config.metrics_listen, "127.0.0.1:9000");
   EXPECT_EQ(config.max_stream_pending, 7);
