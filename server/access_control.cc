@@ -61,10 +61,35 @@ AccessControl::AccessControl(std::string caller_token, std::string admin_token)
     : caller_token_(std::move(caller_token)),
       admin_token_(std::move(admin_token)) {}
 
+AccessControl::AccessControl(const AccessControl& other) { Replace(other); }
+
+AccessControl& AccessControl::operator=(const AccessControl& other) {
+  if (this != &other) Replace(other);
+  return *this;
+}
+
+void AccessControl::Replace(const AccessControl& other) {
+  std::string caller, admin;
+  {
+    absl::ReaderMutexLock lock(&other.mu_);
+    caller = other.caller_token_;
+    admin = other.admin_token_;
+  }
+  absl::MutexLock lock(&mu_);
+  caller_token_ = std::move(caller);
+  admin_token_ = std::move(admin);
+}
+
+bool AccessControl::enabled() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return !caller_token_.empty() || !admin_token_.empty();
+}
+
 absl::Status AccessControl::Check(
     const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
     Role role) const {
-  if (!enabled()) return absl::OkStatus();
+  absl::ReaderMutexLock lock(&mu_);
+  if (caller_token_.empty() && admin_token_.empty()) return absl::OkStatus();
   auto header = metadata.find("authorization");
   absl::string_view token;
   if (header != metadata.end()) {

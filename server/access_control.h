@@ -6,8 +6,10 @@
 #include <map>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace singleflight {
 
@@ -22,11 +24,14 @@ enum class Role {
 // Without any token configured, every call is allowed. Tokens are compared in
 // constant time.
 //
-// Thread-safe (immutable after construction).
+// Thread-safe: Check may run on any thread while Replace swaps the tokens
+// (a token file reloaded on SIGHUP).
 class AccessControl {
  public:
   // No tokens: everything is allowed.
   AccessControl() = default;
+  AccessControl(const AccessControl& other);
+  AccessControl& operator=(const AccessControl& other);
 
   // Tokens read from files (surrounding whitespace trimmed) or, for an empty
   // path, from the environment variables SINGLEFLIGHT_CALLER_TOKEN and
@@ -38,9 +43,11 @@ class AccessControl {
 
   AccessControl(std::string caller_token, std::string admin_token);
 
-  bool enabled() const {
-    return !caller_token_.empty() || !admin_token_.empty();
-  }
+  bool enabled() const;
+
+  // Takes the tokens of `other` from now on; calls checked before keep the
+  // answer they got.
+  void Replace(const AccessControl& other);
 
   // OK if `metadata` carries a token that allows `role`; UNAUTHENTICATED if
   // it carries no valid token, PERMISSION_DENIED if its token's role is
@@ -50,8 +57,9 @@ class AccessControl {
       Role role) const;
 
  private:
-  std::string caller_token_;
-  std::string admin_token_;
+  mutable absl::Mutex mu_;
+  std::string caller_token_ ABSL_GUARDED_BY(mu_);
+  std::string admin_token_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace singleflight

@@ -183,13 +183,23 @@ void PrintListening(const singleflight::ServerConfig& config,
   std::fflush(stdout);
 }
 
-// Waits for SIGINT or SIGTERM (blocked in `signals`), reports NOT_SERVING
-// for the drain grace (a second signal cuts it short), then drains.
+// Waits for SIGINT or SIGTERM (blocked in `signals`), reloading the token
+// files on each SIGHUP meanwhile; then reports NOT_SERVING for the drain
+// grace (a second signal cuts it short), and drains.
 void AwaitSignalAndDrain(const singleflight::ServerConfig& config,
                          singleflight::SingleFlightServer& server,
                          const sigset_t& signals) {
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    absl::Status reloaded = server.ReloadTokens();
+    if (reloaded.ok()) {
+      singleflight::LogInfo("SIGHUP: token files reloaded");
+    } else {
+      singleflight::LogWarning(
+          absl::StrCat("SIGHUP: tokens not reloaded, the old ones stay: ",
+                       reloaded.message()));
+    }
+  }
   if (config.drain_grace > absl::ZeroDuration()) {
     // Load balancers see NOT_SERVING and move away while calls are still
     // served.
@@ -198,7 +208,9 @@ void AwaitSignalAndDrain(const singleflight::ServerConfig& config,
         absl::FormatDuration(config.drain_grace), " before draining"));
     server.ReportNotServing();
     timespec grace = absl::ToTimespec(config.drain_grace);
-    if (sigtimedwait(&signals, nullptr, &grace) > 0) {
+    sigset_t stop = signals;  // A SIGHUP now does not cut the grace short.
+    sigdelset(&stop, SIGHUP);
+    if (sigtimedwait(&stop, nullptr, &grace) > 0) {
       singleflight::LogInfo("second signal: draining now");
     }
   }
@@ -274,6 +286,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   singleflight::LogInfo("starting: " + singleflight::DescribeConfig(config));

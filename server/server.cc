@@ -154,6 +154,8 @@ absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
       AccessControl::Load(config.caller_token_file, config.admin_token_file);
   if (!access.ok()) return access.status();
   server->access_ = *std::move(access);
+  server->caller_token_file_ = config.caller_token_file;
+  server->admin_token_file_ = config.admin_token_file;
   server->service_ = std::make_unique<SingleFlightService>(
       &server->group_, &registry, &server->metrics_, &server->access_,
       StreamLimits{static_cast<size_t>(std::max(0, config.max_stream_pending)),
@@ -221,6 +223,14 @@ absl::Status SingleFlightServer::Check(const ServerConfig& config) {
 }
 
 SingleFlightServer::~SingleFlightServer() { Shutdown(absl::ZeroDuration()); }
+
+absl::Status SingleFlightServer::ReloadTokens() {
+  absl::StatusOr<AccessControl> access =
+      AccessControl::Load(caller_token_file_, admin_token_file_);
+  if (!access.ok()) return access.status();
+  access_.Replace(*access);
+  return absl::OkStatus();
+}
 
 void SingleFlightServer::ReportNotServing() {
   if (server_ == nullptr) return;

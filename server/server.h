@@ -47,6 +47,13 @@ class SingleFlightServer {
   int metrics_port() const { return metrics_port_; }
   const FetcherRegistry& registry() const { return registry_; }
 
+  // Reads the token files (or environment variables) again and uses their
+  // tokens for calls checked from now on; calls in progress, and open
+  // connections and streams, go on. On an error (a file that cannot be read,
+  // an empty token) the tokens in use stay, and the error is returned.
+  // For SIGHUP.
+  absl::Status ReloadTokens();
+
   // Reports NOT_SERVING on the health service (for "" and for
   // singleflight.v1.SingleFlight) while calls go on being served as before:
   // call it a while before Shutdown (--drain_grace), so that load balancers'
@@ -90,6 +97,9 @@ class SingleFlightServer {
   TimerQueue timers_;
   FetcherRegistry registry_;
   AccessControl access_;
+  // Where the tokens come from, for ReloadTokens.
+  std::string caller_token_file_;
+  std::string admin_token_file_;
   std::unique_ptr<SingleFlightService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<prometheus::Exposer> exposer_;

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -186,6 +188,50 @@ TEST_F(SecurityE2eTest, TokensGrantRolesAndAreCheckedOnEveryRpc) {
   EXPECT_TRUE(grpc::health::v1::Health::NewStub(channel)
                   ->Check(&health_context, {}, &health)
                   .ok());
+}
+
+TEST_F(SecurityE2eTest, SighupReloadsTokenFilesAndOpenStreamsGoOn) {
+  std::string caller_file = certificates_->Path("reloaded-caller.token");
+  std::ofstream(caller_file) << "old-secret\n";
+  auto started = ServerProcess::StartCapturingStderr(
+      {"--caller_token_file=" + caller_file});
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::unique_ptr<ServerProcess> server = *std::move(started);
+  auto stub = v1::SingleFlight::NewStub(grpc::CreateChannel(
+      server->target(), grpc::InsecureChannelCredentials()));
+  ASSERT_TRUE(Call(*stub, "old-secret").ok());
+  grpc::ClientContext stream_context;
+  stream_context.set_deadline(std::chrono::system_clock::now() +
+                              std::chrono::seconds(30));
+  stream_context.AddMetadata("authorization", "Bearer old-secret");
+  auto stream = stub->DoStream(&stream_context);
+  v1::DoResponse reply;
+  ASSERT_TRUE(stream->Write(MakeRequest("before", "", 1)));
+  ASSERT_TRUE(stream->Read(&reply));
+  EXPECT_EQ(reply.id(), 1u);
+
+  // A file that cannot be read keeps the old token.
+  std::remove(caller_file.c_str());
+  server->Signal(SIGHUP);
+  EXPECT_TRUE(PollUntil(absl::Seconds(10), [&] {
+    return server->Stderr().find("tokens not reloaded") != std::string::npos;
+  }));
+  EXPECT_TRUE(Call(*stub, "old-secret").ok());
+
+  std::ofstream(caller_file) << "new-secret\n";
+  server->Signal(SIGHUP);
+  EXPECT_TRUE(PollUntil(absl::Seconds(10),
+                        [&] { return Call(*stub, "new-secret").ok(); }));
+  EXPECT_EQ(Call(*stub, "old-secret").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+
+  // The stream opened with the old token goes on.
+  ASSERT_TRUE(stream->Write(MakeRequest("after", "", 2)));
+  ASSERT_TRUE(stream->Read(&reply));
+  EXPECT_EQ(reply.id(), 2u);
+  EXPECT_EQ(reply.value(), "after");
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
 }
 
 TEST_F(SecurityE2eTest, LimitsRefuseWithResourceExhausted) {
