@@ -47,6 +47,7 @@ ctest_all --test-dir build "$@"
 step "README examples, clients and tools: interop, operating by hand, install"
 bounded /usr/bin/python3 tests/readme/readme_test.py README.md
 bounded tests/clients/interop_test.sh build/bin
+bounded tests/clients/node_package_test.sh build/bin
 bounded tests/tools/operating_test.sh build/bin
 bounded tests/clients/install_test.sh build
 bounded /usr/bin/python3 tests/docs/sh_blocks_test.py build/bin README.md \

@@ -1,15 +1,38 @@
 // Tests of the Node client against a live singleflightd and the fake.
 //
 // Run by interop_test.sh, which sets SF_TARGET (a singleflightd with a
-// fetcher "slow" = echo:?delay=1s) and SF_FAKE_TARGET (fake_server.py).
+// fetcher "slow" = echo:?delay=1s) and SF_FAKE_TARGET (fake_server.py), and
+// by node_package_test.sh, which sets
+//   SF_TOKEN_TARGET       a singleflightd (plaintext) that checks tokens:
+//                         SF_CALLER_TOKEN_FILE's and SF_ADMIN_TOKEN_FILE's
+//   SF_TLS_TARGET         one with TLS (certificate signed by SF_CERTS/ca.pem)
+//                         that wants the caller token
+//   SF_MTLS_TARGET        one with mutual TLS: it wants a client certificate
+//                         signed by SF_CERTS/ca.pem (SF_CERTS/client.pem)
+// Each suite runs only if its variables are set.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Client, SingleFlightError, flightKey } from '../../client/node/index.js';
 
+// The client's own gRPC.
+const grpc = createRequire(new URL('../../client/node/index.js', import.meta.url))(
+  '@grpc/grpc-js');
+
 const { SF_TARGET: target, SF_FAKE_TARGET: fakeTarget } = process.env;
+const {
+  SF_TOKEN_TARGET: tokenTarget,
+  SF_CALLER_TOKEN_FILE: callerTokenFile,
+  SF_ADMIN_TOKEN_FILE: adminTokenFile,
+  SF_TLS_TARGET: tlsTarget,
+  SF_MTLS_TARGET: mtlsTarget,
+  SF_CERTS: certs,
+} = process.env;
 const { vectors } = JSON.parse(
   readFileSync(new URL('./flight_key_vectors.json', import.meta.url), 'utf8'));
 
@@ -43,6 +66,48 @@ describe('flightKey', () => {
     for (const { fetcher, key, flight_key: expected } of vectors) {
       assert.equal(flightKey(fetcher, key), expected);
     }
+  });
+});
+
+describe('the package', () => {
+  it("carries the repository's proto, byte for byte", () => {
+    const file = 'singleflight/v1/singleflight.proto';
+    const copy = readFileSync(new URL(`../../client/node/proto/${file}`, import.meta.url));
+    const source = readFileSync(new URL(`../../proto/${file}`, import.meta.url));
+    assert.ok(copy.equals(source),
+      'client/node/proto differs from proto/: run npm run sync-proto in client/node');
+  });
+});
+
+describe('client options', () => {
+  let dir;
+  before(() => { dir = mkdtempSync(join(tmpdir(), 'sf-node-options-')); });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const refused = (options, message) =>
+    assert.throws(() => new Client('127.0.0.1:1', options), { name: 'TypeError', message });
+
+  it('refuses contradictory TLS options', () => {
+    refused({ tls: {}, credentials: grpc.credentials.createInsecure() }, /exclusive/);
+    refused({ tls: { ca: 'x', caFile: 'y' } }, /tls.ca and tls.caFile/);
+    refused({ tls: { certFile: 'client.pem' } }, /both tls.cert .* and tls.key/);
+    refused({ tls: { key: Buffer.from('x') } }, /both tls.cert .* and tls.key/);
+    refused({ tls: { caPath: 'x' } }, /unknown tls option caPath/);
+    refused({ tls: 'ca.pem' }, /tls must be true, false or an object/);
+  });
+
+  it('refuses a token that is not a header value, without printing it', () => {
+    refused({ token: 'secret\nline' }, /^the token must be printable ASCII without spaces$/);
+    refused({ token: 'a b' }, /printable ASCII/);
+    refused({ token: 't', tokenFile: 'f' }, /exclusive/);
+    const empty = join(dir, 'empty');
+    writeFileSync(empty, ' \n');
+    refused({ tokenFile: empty }, /is empty/);
+  });
+
+  it("accepts '' as no token, and tls: false as plaintext", () => {
+    new Client('127.0.0.1:1', { token: '', tls: false }).close();
+    new Client('127.0.0.1:1', { tls: false, credentials: grpc.credentials.createInsecure() })
+      .close();
   });
 });
 
@@ -181,5 +246,131 @@ describe('against the fake server', { skip: !fakeTarget && 'SF_FAKE_TARGET is no
       once.close();
     }
     assert.deepEqual(await attempts('flaky:js-once'), [1]);
+  });
+});
+
+describe('with tokens', {
+  skip: !(tokenTarget && callerTokenFile && adminTokenFile) && 'SF_TOKEN_TARGET is not set',
+}, () => {
+  let anonymous;
+  let caller;
+  let admin;
+  before(() => {
+    const options = { timeoutMs: 10000 };
+    anonymous = new Client(tokenTarget, options);
+    // Its file ends with a newline: dropped, as the server does.
+    caller = new Client(tokenTarget, { ...options, tokenFile: callerTokenFile });
+    admin = new Client(tokenTarget,
+      { ...options, token: readFileSync(adminTokenFile, 'utf8').trim() });
+  });
+  after(() => [anonymous, caller, admin].forEach((client) => client.close()));
+
+  it('gets UNAUTHENTICATED without a token', async () => {
+    const error = await rejection(anonymous.do('js:no-token'));
+    assert.equal(error.codeName, 'UNAUTHENTICATED');
+    assert.match(error.details, /authorization: Bearer TOKEN/);
+    assert.equal((await rejection(collect(anonymous.stream(['js:no-token'])))).codeName,
+      'UNAUTHENTICATED');
+    assert.equal((await rejection(anonymous.inflight())).codeName, 'UNAUTHENTICATED');
+  });
+
+  it('gets UNAUTHENTICATED with a wrong token', async () => {
+    const wrong = new Client(tokenTarget, { token: 'not-the-token' });
+    try {
+      assert.equal((await rejection(wrong.do('js:wrong-token'))).codeName, 'UNAUTHENTICATED');
+    } finally {
+      wrong.close();
+    }
+  });
+
+  it('calls Do and DoStream with the caller token', async () => {
+    assert.equal((await caller.do('js:caller')).value.toString(), 'js:caller');
+    const [result] = await collect(caller.stream(['js:caller-stream']));
+    assert.equal(result.error, null);
+    assert.equal(result.value.toString(), 'js:caller-stream');
+  });
+
+  it('is refused Forget and InFlight with the caller token', async () => {
+    assert.equal((await rejection(caller.forget('js:caller'))).codeName, 'PERMISSION_DENIED');
+    assert.equal((await rejection(caller.inflight())).codeName, 'PERMISSION_DENIED');
+  });
+
+  it('calls everything with the admin token', async () => {
+    assert.equal((await admin.do('js:admin', { payload: new Uint8Array([104, 105]) }))
+      .value.toString(), 'hi');
+    assert.equal(await admin.forget('js:admin'), false);
+    assert.ok(Array.isArray(await admin.inflight()));
+  });
+});
+
+describe('over TLS', {
+  skip: !(tlsTarget && certs && callerTokenFile) && 'SF_TLS_TARGET is not set',
+}, () => {
+  const once = { timeoutMs: 10000, retry: { maxAttempts: 1 } };
+  async function call(options, key = 'js:tls') {
+    const client = new Client(tlsTarget, { ...once, ...options });
+    try {
+      return await client.do(key);
+    } finally {
+      client.close();
+    }
+  }
+
+  it('calls with a CA file and a token', async () => {
+    const { value } = await call({ tls: { caFile: join(certs, 'ca.pem') },
+      tokenFile: callerTokenFile });
+    assert.equal(value.toString(), 'js:tls');
+  });
+
+  it('calls with the CA as a Buffer or a string', async () => {
+    const ca = readFileSync(join(certs, 'ca.pem'));
+    const token = readFileSync(callerTokenFile, 'utf8').trim();
+    assert.equal((await call({ tls: { ca }, token })).value.toString(), 'js:tls');
+    assert.equal((await call({ tls: { ca: ca.toString() }, token })).value.toString(),
+      'js:tls');
+  });
+
+  it('gets UNAUTHENTICATED without a token', async () => {
+    const error = await rejection(call({ tls: { caFile: join(certs, 'ca.pem') } }));
+    assert.equal(error.codeName, 'UNAUTHENTICATED');
+  });
+
+  it('fails with UNAVAILABLE in plaintext, or trusting only the system roots', async () => {
+    assert.equal((await rejection(call({ tokenFile: callerTokenFile }))).codeName,
+      'UNAVAILABLE');
+    assert.equal((await rejection(call({ tls: true, tokenFile: callerTokenFile }))).codeName,
+      'UNAVAILABLE');
+  });
+});
+
+describe('over mutual TLS', {
+  skip: !(mtlsTarget && certs) && 'SF_MTLS_TARGET is not set',
+}, () => {
+  const once = { timeoutMs: 10000, retry: { maxAttempts: 1 } };
+  async function call(tls) {
+    const client = new Client(mtlsTarget, { ...once, tls });
+    try {
+      return await client.do('js:mtls');
+    } finally {
+      client.close();
+    }
+  }
+
+  it('calls with certificate files', async () => {
+    const { value } = await call({ caFile: join(certs, 'ca.pem'),
+      certFile: join(certs, 'client.pem'), keyFile: join(certs, 'client.key') });
+    assert.equal(value.toString(), 'js:mtls');
+  });
+
+  it('calls with PEM buffers', async () => {
+    const pem = (name) => readFileSync(join(certs, name));
+    const { value } = await call({ ca: pem('ca.pem'), cert: pem('client.pem'),
+      key: pem('client.key') });
+    assert.equal(value.toString(), 'js:mtls');
+  });
+
+  it('fails with UNAVAILABLE without a client certificate', async () => {
+    const error = await rejection(call({ caFile: join(certs, 'ca.pem') }));
+    assert.equal(error.codeName, 'UNAVAILABLE');
   });
 });

@@ -1,5 +1,6 @@
 // Client: promise-based calls to singleflight.v1.SingleFlight.
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import grpc from '@grpc/grpc-js';
@@ -9,7 +10,11 @@ import { SingleFlightError } from './errors.js';
 import { FLIGHT_KEY_HEADER, flightKey } from './flight-key.js';
 import { retryServiceConfig } from './retry.js';
 
-const DEFAULT_PROTO_DIR = fileURLToPath(new URL('../../../proto', import.meta.url));
+// The package's own copy of the wire API (tools/proto.js keeps it equal to
+// the repository's proto/). google/protobuf/duration.proto, which it
+// imports, is bundled with protobufjs (proto-loader's dependency) and needs
+// no include directory.
+const DEFAULT_PROTO_DIR = fileURLToPath(new URL('../proto', import.meta.url));
 /**
  * The largest reply accepted by default: the server's largest value (a
  * fetcher's max_value_bytes, 64 MiB by default) and the reply's framing.
@@ -35,10 +40,60 @@ function loadService(protoDir) {
   return services.get(protoDir);
 }
 
-function routing(fetcher, key) {
-  const metadata = new grpc.Metadata();
-  metadata.set(FLIGHT_KEY_HEADER, flightKey(fetcher, key));
-  return metadata;
+// A PEM option given inline (`pem`, a string or bytes) or as a file.
+function pemOption(pem, file, name) {
+  if (pem != null && file != null) {
+    throw new TypeError(`tls.${name} and tls.${name}File are exclusive`);
+  }
+  if (file != null) return readFileSync(file);
+  if (pem == null) return null;
+  return typeof pem === 'string' ? Buffer.from(pem, 'utf8') : Buffer.from(pem);
+}
+
+const TLS_OPTIONS = ['ca', 'caFile', 'cert', 'certFile', 'key', 'keyFile'];
+
+/**
+ * The channel credentials of the `credentials` and `tls` options: TLS when
+ * `tls` is true or an object (`ca` to trust instead of the system's roots;
+ * `cert` and `key` for mutual TLS), else `credentials`, else plaintext.
+ */
+function channelCredentials(credentials, tls) {
+  if (tls == null || tls === false) return credentials ?? grpc.credentials.createInsecure();
+  if (credentials != null) {
+    throw new TypeError('the credentials and tls options are exclusive');
+  }
+  if (tls !== true && (typeof tls !== 'object' || Array.isArray(tls))) {
+    throw new TypeError('tls must be true, false or an object {ca, caFile, cert, ...}');
+  }
+  const options = tls === true ? {} : tls;
+  const unknown = Object.keys(options).filter((name) => !TLS_OPTIONS.includes(name));
+  if (unknown.length > 0) throw new TypeError(`unknown tls option ${unknown.join(', ')}`);
+  const { ca, caFile, cert, certFile, key, keyFile } = options;
+  if ((cert == null && certFile == null) !== (key == null && keyFile == null)) {
+    throw new TypeError('mutual TLS needs both tls.cert (or certFile) and tls.key (or keyFile)');
+  }
+  const rootCerts = pemOption(ca, caFile, 'ca');
+  const certChain = pemOption(cert, certFile, 'cert');
+  const privateKey = pemOption(key, keyFile, 'key');
+  return grpc.credentials.createSsl(rootCerts, privateKey, certChain);
+}
+
+/**
+ * The bearer token of the `token` and `tokenFile` options, or null. A file's
+ * surrounding whitespace is dropped, as the server and sfctl do.
+ */
+function bearerToken(token, tokenFile) {
+  if (token != null && tokenFile != null) {
+    throw new TypeError('the token and tokenFile options are exclusive');
+  }
+  const value = tokenFile != null ? readFileSync(tokenFile, 'utf8').trim() : token;
+  if (tokenFile != null && value === '') throw new TypeError(`token file ${tokenFile} is empty`);
+  if (value == null || value === '') return null;
+  // A header value: printable ASCII. The token itself is never printed.
+  if (typeof value !== 'string' || !/^[\x21-\x7e]+$/.test(value)) {
+    throw new TypeError('the token must be printable ASCII without spaces');
+  }
+  return `Bearer ${value}`;
 }
 
 function toBuffer(payload) {
@@ -72,18 +127,27 @@ function streamResult(reply, request) {
  * Every call has a deadline: the call's `timeoutMs`, or else the client's
  * (null for none). Failed calls reject with SingleFlightError. Calls that
  * name a key send the x-flight-key routing header; a stream sends the one of
- * its first request. UNAVAILABLE is retried as `retry` says (lib/retry.js).
+ * its first request. Every call sends `authorization: Bearer TOKEN` if a
+ * token is set. UNAVAILABLE is retried as `retry` says (lib/retry.js).
  */
 export class Client {
   #stub;
   #timeoutMs;
+  #authorization;
 
   /**
    * @param {string} target HOST:PORT
    * @param {object} [options]
    * @param {?number} [options.timeoutMs=30000] default deadline of each call
-   * @param {grpc.ChannelCredentials} [options.credentials] default plaintext;
-   *     for TLS, grpc.credentials.createSsl(rootCerts, key, certChain)
+   * @param {boolean|object} [options.tls] connect with TLS: true (the
+   *     system's roots), or {ca, caFile} to trust that CA instead and {cert,
+   *     certFile, key, keyFile} for mutual TLS (PEM strings or Buffers, or
+   *     files); exclusive with `credentials`
+   * @param {grpc.ChannelCredentials} [options.credentials] any gRPC channel
+   *     credentials; default plaintext
+   * @param {string} [options.token] sent as `authorization: Bearer TOKEN`
+   *     with every call
+   * @param {string} [options.tokenFile] a file holding the token instead
    * @param {object} [options.retry] overrides of DEFAULT_RETRY
    * @param {string} [options.protoDir] where singleflight/v1/singleflight.proto is
    * @param {?number} [options.maxReceiveMessageBytes] the largest reply
@@ -92,14 +156,19 @@ export class Client {
    */
   constructor(target, {
     timeoutMs = 30000,
-    credentials = grpc.credentials.createInsecure(),
+    tls,
+    credentials,
+    token,
+    tokenFile,
     retry = {},
     protoDir = DEFAULT_PROTO_DIR,
     maxReceiveMessageBytes = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
     channelOptions = {},
   } = {}) {
+    const channel = channelCredentials(credentials, tls);
+    this.#authorization = bearerToken(token, tokenFile);
     const SingleFlight = loadService(protoDir);
-    this.#stub = new SingleFlight(target, credentials, {
+    this.#stub = new SingleFlight(target, channel, {
       'grpc.service_config': retryServiceConfig(retry),
       'grpc.max_receive_message_length': maxReceiveMessageBytes,
       ...channelOptions,
@@ -110,6 +179,15 @@ export class Client {
   /** Closes the channel; calls in progress are cancelled. */
   close() {
     this.#stub.close();
+  }
+
+  // A call's metadata: the token, if any, and the routing header of
+  // (fetcher, key) unless fetcher is null.
+  #metadata(fetcher, key) {
+    const metadata = new grpc.Metadata();
+    if (this.#authorization) metadata.set('authorization', this.#authorization);
+    if (fetcher !== null) metadata.set(FLIGHT_KEY_HEADER, flightKey(fetcher, key));
+    return metadata;
   }
 
   #callOptions(timeoutMs) {
@@ -136,7 +214,8 @@ export class Client {
    */
   async do(key, { fetcher = '', payload = Buffer.alloc(0), timeoutMs } = {}) {
     const response = await this.#unary('Do',
-      { key, fetcher, payload: toBuffer(payload) }, routing(fetcher, key), timeoutMs);
+      { key, fetcher, payload: toBuffer(payload) }, this.#metadata(fetcher, key),
+      timeoutMs);
     return { value: response.value, shared: response.shared };
   }
 
@@ -148,7 +227,7 @@ export class Client {
    */
   async forget(key, { fetcher = '', timeoutMs } = {}) {
     const response = await this.#unary('Forget', { key, fetcher },
-      routing(fetcher, key), timeoutMs);
+      this.#metadata(fetcher, key), timeoutMs);
     return response.forgotten;
   }
 
@@ -158,7 +237,7 @@ export class Client {
    *     ageMs: number, forgotten: boolean}>>}
    */
   async inflight({ timeoutMs } = {}) {
-    const response = await this.#unary('InFlight', {}, new grpc.Metadata(), timeoutMs);
+    const response = await this.#unary('InFlight', {}, this.#metadata(null), timeoutMs);
     return response.flights
       .map(({ fetcher, key, waiters, age, forgotten }) => ({
         fetcher,
@@ -186,7 +265,7 @@ export class Client {
     let next = await iterator.next();
     if (next.done) return;
     const first = numbered(next.value, 1);
-    const call = this.#stub.DoStream(routing(first.fetcher, first.key),
+    const call = this.#stub.DoStream(this.#metadata(first.fetcher, first.key),
       this.#callOptions(timeoutMs));
     const sent = new Map();
     let writeError = null;
