@@ -4,6 +4,9 @@
 #include <grpc/grpc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,7 +35,12 @@ absl::StatusOr<std::string> ReadPem(const std::string& path) {
   return contents.str();
 }
 
-// Plaintext, TLS, or mutual TLS, as configured.
+// How often the TLS certificate files are checked for changes.
+constexpr absl::Duration kCertificateRefresh = absl::Seconds(1);
+
+// Plaintext, TLS, or mutual TLS, as configured. The certificate files are
+// watched: when they change, new connections get the new certificates
+// (within kCertificateRefresh), and connections already open go on.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
     const ServerConfig& config) {
   if (config.tls_cert.empty() && config.tls_key.empty()) {
@@ -45,20 +53,32 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
   if (config.tls_cert.empty() || config.tls_key.empty()) {
     return absl::InvalidArgumentError("TLS needs both a certificate and a key");
   }
-  absl::StatusOr<std::string> cert = ReadPem(config.tls_cert);
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadPem(config.tls_key);
-  if (!key.ok()) return key.status();
-  grpc::SslServerCredentialsOptions options;
-  options.pem_key_cert_pairs.push_back({*key, *cert});
-  if (!config.tls_client_ca.empty()) {
-    absl::StatusOr<std::string> ca = ReadPem(config.tls_client_ca);
-    if (!ca.ok()) return ca.status();
-    options.pem_root_certs = *ca;
-    options.client_certificate_request =
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  // Read once here so that a missing file stops start-up; the watcher
+  // re-reads them.
+  for (const std::string* path :
+       {&config.tls_cert, &config.tls_key, &config.tls_client_ca}) {
+    if (path->empty()) continue;
+    absl::StatusOr<std::string> pem = ReadPem(*path);
+    if (!pem.ok()) return pem.status();
   }
-  return grpc::SslServerCredentials(options);
+  const unsigned int refresh_seconds =
+      static_cast<unsigned int>(absl::ToInt64Seconds(kCertificateRefresh));
+  auto watcher = config.tls_client_ca.empty()
+                     ? std::make_shared<
+                           grpc::experimental::FileWatcherCertificateProvider>(
+                           config.tls_key, config.tls_cert, refresh_seconds)
+                     : std::make_shared<
+                           grpc::experimental::FileWatcherCertificateProvider>(
+                           config.tls_key, config.tls_cert,
+                           config.tls_client_ca, refresh_seconds);
+  grpc::experimental::TlsServerCredentialsOptions options(watcher);
+  options.watch_identity_key_cert_pairs();
+  if (!config.tls_client_ca.empty()) {
+    options.watch_root_certs();
+    options.set_cert_request_type(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
 }
 
 // Builds every configured fetcher, and the embedded one, into `registry`,

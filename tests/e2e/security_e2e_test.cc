@@ -35,7 +35,7 @@ std::string ReadFile(const std::string& path) {
 }
 
 // A CA, a server certificate for 127.0.0.1 and a client certificate signed
-// by it, and a client certificate from a CA the server does not trust.
+// by it, and a client and a server certificate from another CA.
 class Certificates {
  public:
   Certificates()
@@ -58,6 +58,7 @@ class Certificates {
         leaf server ca "subjectAltName=IP:127.0.0.1,DNS:localhost"
         leaf client ca "extendedKeyUsage=clientAuth"
         leaf rogue rogue_ca "extendedKeyUsage=clientAuth"
+        leaf rogue_server rogue_ca "subjectAltName=IP:127.0.0.1,DNS:localhost"
       )");
     ok_ = std::system(script.c_str()) == 0;
   }
@@ -232,6 +233,48 @@ TEST_F(SecurityE2eTest, SighupReloadsTokenFilesAndOpenStreamsGoOn) {
   EXPECT_EQ(reply.value(), "after");
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
+}
+
+// A Do on a connection of its own, trusting only `ca`.
+grpc::Status FreshTlsDo(const ServerProcess& server, const std::string& ca) {
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = ca;
+  grpc::ChannelArguments arguments;
+  arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto stub = v1::SingleFlight::NewStub(grpc::CreateCustomChannel(
+      server.target(), grpc::SslCredentials(options), arguments));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(5));
+  v1::DoResponse response;
+  return stub->Do(&context, MakeRequest("k", ""), &response);
+}
+
+TEST_F(SecurityE2eTest, ChangedCertificateFilesServeNewConnections) {
+  std::string cert = certificates_->Path("watched-server.pem");
+  std::string key = certificates_->Path("watched-server.key");
+  std::ofstream(cert) << certificates_->Pem("server.pem");
+  std::ofstream(key) << certificates_->Pem("server.key");
+  auto server = Start({"--tls_cert=" + cert, "--tls_key=" + key});
+  ASSERT_NE(server, nullptr);
+  const std::string ca = certificates_->Pem("ca.pem");
+  const std::string new_ca = certificates_->Pem("rogue_ca.pem");
+  ASSERT_TRUE(FreshTlsDo(*server, ca).ok());
+  // A connection opened before the change.
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = ca;
+  grpc::ChannelArguments arguments;
+  arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto open = v1::SingleFlight::NewStub(grpc::CreateCustomChannel(
+      server->target(), grpc::SslCredentials(options), arguments));
+  ASSERT_TRUE(Call(*open, "").ok());
+
+  std::ofstream(key) << certificates_->Pem("rogue_server.key");
+  std::ofstream(cert) << certificates_->Pem("rogue_server.pem");
+  EXPECT_TRUE(PollUntil(absl::Seconds(15),
+                        [&] { return FreshTlsDo(*server, new_ca).ok(); }));
+  EXPECT_FALSE(FreshTlsDo(*server, ca).ok());
+  EXPECT_TRUE(Call(*open, "").ok());
 }
 
 TEST_F(SecurityE2eTest, LimitsRefuseWithResourceExhausted) {
