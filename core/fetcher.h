@@ -59,6 +59,27 @@ class Fetcher {
 };
 
 // How a fetcher is run, and what it adds to every backend request.
+// TLS to a backend (https:, grpcs:), from PEM files. Empty fields take the
+// defaults: the system's trusted roots, no client certificate, and the
+// certificate checked against the URI's host.
+struct BackendTls {
+  std::string ca_file;    // Roots the backend's certificate must chain to.
+  std::string cert_file;  // A client certificate chain (with key_file).
+  std::string key_file;
+  // The name the backend's certificate is checked against (and that is
+  // sent as SNI and Host), when it is not the URI's host.
+  std::string server_name;
+
+  bool empty() const {
+    return ca_file.empty() && cert_file.empty() && key_file.empty() &&
+           server_name.empty();
+  }
+};
+
+// Checks that `tls` can be used: a certificate and its key go together, and
+// every file named can be read. INVALID_ARGUMENT or NOT_FOUND otherwise.
+absl::Status CheckBackendTls(const BackendTls& tls);
+
 struct FetcherPolicy {
   // One execution is failed with DEADLINE_EXCEEDED, and cancelled, after this.
   absl::Duration timeout = absl::Seconds(30);
@@ -85,6 +106,8 @@ struct FetcherPolicy {
   Metadata headers;
   // A larger value fails its flight with RESOURCE_EXHAUSTED.
   size_t max_value_bytes = size_t{64} << 20;
+  // TLS to the backend, for the fetchers that speak it (https:, grpcs:).
+  BackendTls tls;
 };
 
 // A fetcher under the name callers select it by, with its policy.

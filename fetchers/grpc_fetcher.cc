@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <fstream>
+#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -146,11 +148,29 @@ absl::StatusOr<std::unique_ptr<Fetcher>> GrpcFetcher::Create(
   if (!headers.ok()) return headers.status();
   checked.headers = *std::move(headers);
 
+  const BackendTls& tls = policy.tls;
+  if (!tls.empty() && uri.scheme != "grpcs") {
+    return absl::InvalidArgumentError("tls settings need a grpcs:// URI");
+  }
+  absl::Status tls_usable = CheckBackendTls(tls);
+  if (!tls_usable.ok()) return tls_usable;
+  grpc::SslCredentialsOptions ssl;
+  for (auto [file, pem] : {std::pair{&tls.ca_file, &ssl.pem_root_certs},
+                           std::pair{&tls.cert_file, &ssl.pem_cert_chain},
+                           std::pair{&tls.key_file, &ssl.pem_private_key}}) {
+    if (file->empty()) continue;
+    std::ifstream in(*file);
+    std::stringstream contents;
+    contents << in.rdbuf();
+    *pem = contents.str();
+  }
   std::shared_ptr<grpc::ChannelCredentials> credentials =
-      uri.scheme == "grpcs"
-          ? grpc::SslCredentials(grpc::SslCredentialsOptions())
-          : grpc::InsecureChannelCredentials();
+      uri.scheme == "grpcs" ? grpc::SslCredentials(ssl)
+                            : grpc::InsecureChannelCredentials();
   grpc::ChannelArguments arguments;
+  if (!tls.server_name.empty()) {
+    arguments.SetSslTargetNameOverride(tls.server_name);
+  }
   arguments.SetMaxReceiveMessageSize(
       static_cast<int>(std::min<size_t>(policy.max_value_bytes, INT_MAX)));
   return std::make_unique<GrpcFetcher>(

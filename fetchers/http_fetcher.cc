@@ -45,6 +45,7 @@ struct Transfer {
   ~Transfer() {
     if (easy != nullptr) curl_easy_cleanup(easy);
     curl_slist_free_all(headers);
+    curl_slist_free_all(connect_to);
   }
 
   // Adds `line` to the headers; false if out of memory.
@@ -58,6 +59,8 @@ struct Transfer {
   uint64_t id = 0;
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
+  // With BackendTls::server_name: where to connect for that name.
+  curl_slist* connect_to = nullptr;
   // The POST body, which libcurl reads in place.
   std::string payload;
   size_t max_value_bytes = 0;
@@ -226,6 +229,46 @@ absl::Status ValidateOriginUrl(const FetcherUri& uri) {
   return absl::InvalidArgumentError(message);
 }
 
+// Addresses `url` to `server_name` (its host replaced, so that the
+// certificate is checked against that name, sent as SNI and Host) while
+// still connecting to the URL's own host and port, through
+// transfer.connect_to.
+absl::StatusOr<std::string> AddressTo(const std::string& url,
+                                      const std::string& server_name,
+                                      Transfer& transfer) {
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> parsed(curl_url(),
+                                                             &curl_url_cleanup);
+  char* host = nullptr;
+  char* port = nullptr;
+  if (parsed == nullptr ||
+      curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK ||
+      curl_url_get(parsed.get(), CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+      curl_url_get(parsed.get(), CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
+          CURLUE_OK) {
+    curl_free(host);
+    return absl::InvalidArgumentError(absl::StrCat("cannot parse ", url));
+  }
+  std::string route =
+      absl::StrCat(server_name, ":", port, ":", host, ":", port);
+  curl_free(host);
+  curl_free(port);
+  char* renamed = nullptr;
+  if (curl_url_set(parsed.get(), CURLUPART_HOST, server_name.c_str(), 0) !=
+          CURLUE_OK ||
+      curl_url_get(parsed.get(), CURLUPART_URL, &renamed, 0) != CURLUE_OK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls: server_name \"", server_name, "\" is not a host"));
+  }
+  std::string result(renamed);
+  curl_free(renamed);
+  transfer.connect_to = curl_slist_append(nullptr, route.c_str());
+  if (transfer.connect_to == nullptr) {
+    return absl::ResourceExhaustedError("cannot build CONNECT_TO");
+  }
+  curl_easy_setopt(transfer.easy, CURLOPT_CONNECT_TO, transfer.connect_to);
+  return result;
+}
+
 // Builds the request for `request` on `url_template`, ready to be added to a
 // multi handle.
 absl::StatusOr<std::unique_ptr<Transfer>> NewTransfer(
@@ -245,6 +288,20 @@ absl::StatusOr<std::unique_ptr<Transfer>> NewTransfer(
   std::string url =
       absl::StrReplaceAll(url_template, {{kKeyPlaceholder, escaped_key}});
   curl_free(escaped_key);
+  const BackendTls& tls = policy.tls;
+  if (!tls.server_name.empty()) {
+    absl::StatusOr<std::string> renamed =
+        AddressTo(url, tls.server_name, *transfer);
+    if (!renamed.ok()) return renamed.status();
+    url = *std::move(renamed);
+  }
+  if (!tls.ca_file.empty()) {
+    curl_easy_setopt(easy, CURLOPT_CAINFO, tls.ca_file.c_str());
+  }
+  if (!tls.cert_file.empty()) {
+    curl_easy_setopt(easy, CURLOPT_SSLCERT, tls.cert_file.c_str());
+    curl_easy_setopt(easy, CURLOPT_SSLKEY, tls.key_file.c_str());
+  }
 
   std::vector<std::string> lines;
   bool has_content_type = false;
@@ -430,6 +487,11 @@ absl::StatusOr<std::unique_ptr<Fetcher>> HttpFetcher::Create(
     const FetcherEnvironment& environment) {
   absl::Status valid_url = ValidateOriginUrl(uri);
   if (!valid_url.ok()) return valid_url;
+  if (!policy.tls.empty() && uri.scheme != "https") {
+    return absl::InvalidArgumentError("tls settings need an https:// URI");
+  }
+  absl::Status tls = CheckBackendTls(policy.tls);
+  if (!tls.ok()) return tls;
   for (const auto& [name, value] : policy.headers) {
     if (!IsValidHeader(name, value)) {
       return absl::InvalidArgumentError(

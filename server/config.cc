@@ -114,7 +114,7 @@ class ConfigReader {
     absl::Status status = CheckKeys(
         node, {"uri", "timeout", "max_concurrency", "max_queue", "max_flights",
                "max_waiters", "linger", "linger_errors", "key_metadata",
-               "forward_metadata", "headers", "max_value_bytes"});
+               "forward_metadata", "headers", "max_value_bytes", "tls"});
     if (!status.ok()) return status;
     if (!node["uri"]) return Error(node, "a fetcher needs a uri");
     FetcherPolicy& policy = fetcher.policy;
@@ -130,6 +130,13 @@ class ConfigReader {
     }
     if (node["max_flights"]) {
       status.Update(ReadInteger(node["max_flights"], policy.max_flights));
+    }
+    if (status.ok()) {
+      status =
+          ReadSection(node["tls"], {{"ca_file", &policy.tls.ca_file},
+                                    {"cert_file", &policy.tls.cert_file},
+                                    {"key_file", &policy.tls.key_file},
+                                    {"server_name", &policy.tls.server_name}});
     }
     if (node["max_waiters"]) {
       status.Update(ReadInteger(node["max_waiters"], policy.max_waiters));

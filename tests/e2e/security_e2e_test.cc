@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "tests/testing/certificates.h"
 #include "tests/testing/server_process.h"
 
 namespace singleflight {
@@ -27,57 +28,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream contents;
-  contents << file.rdbuf();
-  return contents.str();
-}
-
-// A CA, a server certificate for 127.0.0.1 and a client certificate signed
-// by it, and a client and a server certificate from another CA.
-class Certificates {
- public:
-  Certificates()
-      : dir_(absl::StrCat(::testing::TempDir(), "/certs_", getpid())) {
-    std::string script =
-        absl::StrCat("set -e; mkdir -p ", dir_, "; cd ", dir_, R"(
-        q() { "$@" > /dev/null 2>&1; }
-        ca() {  # NAME
-          q openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$1" \
-            -keyout $1.key -out $1.pem
-        }
-        leaf() {  # NAME CA EXT
-          q openssl req -newkey rsa:2048 -nodes -subj "/CN=$1" -keyout $1.key \
-            -out $1.csr
-          printf '%s\n' "$3" > $1.ext
-          q openssl x509 -req -in $1.csr -CA $2.pem -CAkey $2.key \
-            -CAcreateserial -days 2 -out $1.pem -extfile $1.ext
-        }
-        ca ca; ca rogue_ca
-        leaf server ca "subjectAltName=IP:127.0.0.1,DNS:localhost"
-        leaf client ca "extendedKeyUsage=clientAuth"
-        leaf rogue rogue_ca "extendedKeyUsage=clientAuth"
-        leaf rogue_server rogue_ca "subjectAltName=IP:127.0.0.1,DNS:localhost"
-      )");
-    ok_ = std::system(script.c_str()) == 0;
-  }
-  ~Certificates() { std::system(("rm -rf " + dir_).c_str()); }
-
-  bool ok() const { return ok_; }
-  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
-  std::string Pem(const std::string& name) const {
-    return ReadFile(Path(name));
-  }
-
- private:
-  const std::string dir_;
-  bool ok_ = false;
-};
-
 class SecurityE2eTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { certificates_ = new Certificates(); }
+  static void SetUpTestSuite() { certificates_ = new TestCertificates(); }
   static void TearDownTestSuite() { delete certificates_; }
 
   void SetUp() override {
@@ -113,10 +66,10 @@ class SecurityE2eTest : public ::testing::Test {
     return stub.Do(&context, MakeRequest("k", ""), &response);
   }
 
-  static Certificates* certificates_;
+  static TestCertificates* certificates_;
 };
 
-Certificates* SecurityE2eTest::certificates_ = nullptr;
+TestCertificates* SecurityE2eTest::certificates_ = nullptr;
 
 TEST_F(SecurityE2eTest, TlsServesTlsClientsOnly) {
   auto server = Start({"--tls_cert=" + certificates_->Path("server.pem"),

@@ -17,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fetchers/fetch_outcome.h"
+#include "tests/testing/certificates.h"
 #include "tests/testing/upstream_server.h"
 
 namespace singleflight {
@@ -228,6 +229,84 @@ TEST_F(GrpcFetcherTest, FiftyConcurrentFetchesShareTheChannel) {
     EXPECT_EQ(reply.value(), absl::StrCat("value-of-key-", i));
   }
   EXPECT_EQ(upstream_->TotalCalls(), kFetches);
+}
+
+// An upstream over mutual TLS, with certificates from a private CA.
+class GrpcsFetcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(certificates_.ok()) << "openssl failed"; }
+
+  // Starts the upstream with the certificate `server` (from "ca"), and
+  // requiring client certificates from "ca".
+  void StartUpstream(const std::string& server) {
+    grpc::SslServerCredentialsOptions options;
+    options.pem_key_cert_pairs.push_back({certificates_.Pem(server + ".key"),
+                                          certificates_.Pem(server + ".pem")});
+    options.pem_root_certs = certificates_.Pem("ca.pem");
+    options.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    upstream_ = UpstreamServer::Start(grpc::SslServerCredentials(options));
+    ASSERT_NE(upstream_, nullptr);
+  }
+
+  FetcherPolicy MutualTls() {
+    FetcherPolicy policy;
+    policy.timeout = absl::Seconds(5);
+    policy.tls.ca_file = certificates_.Path("ca.pem");
+    policy.tls.cert_file = certificates_.Path("client.pem");
+    policy.tls.key_file = certificates_.Path("client.key");
+    return policy;
+  }
+
+  absl::StatusOr<std::string> FetchWith(const FetcherPolicy& policy) {
+    absl::StatusOr<std::unique_ptr<Fetcher>> fetcher =
+        Create(upstream_->GetUri(), policy);
+    if (!fetcher.ok()) return fetcher.status();
+    return StartFetch(**fetcher, MakeRequest(Get("k")))->Wait();
+  }
+
+  TestCertificates certificates_;
+  std::unique_ptr<UpstreamServer> upstream_;
+};
+
+TEST_F(GrpcsFetcherTest, PrivateCaAndClientCertificateReachTheUpstream) {
+  StartUpstream("server");
+  EXPECT_TRUE(FetchWith(MutualTls()).ok());
+
+  FetcherPolicy no_client_certificate = MutualTls();
+  no_client_certificate.tls.cert_file.clear();
+  no_client_certificate.tls.key_file.clear();
+  EXPECT_EQ(FetchWith(no_client_certificate).status().code(),
+            absl::StatusCode::kUnavailable);
+  FetcherPolicy system_roots = MutualTls();
+  system_roots.tls.ca_file.clear();
+  EXPECT_EQ(FetchWith(system_roots).status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST_F(GrpcsFetcherTest, ServerNameIsWhatTheCertificateIsCheckedAgainst) {
+  StartUpstream("named_server");  // For origin.test only.
+  EXPECT_EQ(FetchWith(MutualTls()).status().code(),
+            absl::StatusCode::kUnavailable);
+  FetcherPolicy named = MutualTls();
+  named.tls.server_name = "origin.test";
+  absl::StatusOr<std::string> value = FetchWith(named);
+  EXPECT_TRUE(value.ok()) << value.status();
+}
+
+TEST(GrpcsFetcherSettingsTest, BadTlsSettingsAreRefused) {
+  FetcherPolicy plaintext;
+  plaintext.tls.ca_file = "/etc/hostname";
+  EXPECT_EQ(Create("grpc://127.0.0.1:1/a.B/C", plaintext).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  FetcherPolicy half;
+  half.tls.cert_file = "/etc/hostname";
+  EXPECT_EQ(Create("grpcs://127.0.0.1:1/a.B/C", half).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  FetcherPolicy missing;
+  missing.tls.ca_file = "/no/such/ca.pem";
+  EXPECT_EQ(Create("grpcs://127.0.0.1:1/a.B/C", missing).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST(GrpcFetcherUnreachableTest, UnreachableUpstreamIsUnavailable) {

@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/certificates.h"
 #include "tests/testing/http_origin.h"
 
 namespace singleflight {
@@ -248,6 +249,85 @@ TEST_F(HttpFetcherTest, LongErrorBodiesAreCutShort) {
   EXPECT_THAT(status.message(),
               HasSubstr(absl::StrCat(": ", std::string(200, 'x'), "...")));
   EXPECT_LT(status.message().size(), 300u);
+}
+
+// An HTTPS origin (tests/origin/http_origin.py) with certificates from a
+// private CA, requiring client certificates from it.
+class HttpsFetcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(certificates_.ok()) << "openssl failed"; }
+
+  void StartOrigin(const std::string& server) {
+    auto origin =
+        HttpOrigin::Start({"--tls_cert", certificates_.Path(server + ".pem"),
+                           "--tls_key", certificates_.Path(server + ".key"),
+                           "--tls_client_ca", certificates_.Path("ca.pem")});
+    ASSERT_TRUE(origin.ok()) << origin.status();
+    origin_ = *std::move(origin);
+  }
+
+  FetcherPolicy MutualTls() {
+    FetcherPolicy policy;
+    policy.timeout = absl::Seconds(5);
+    policy.tls.ca_file = certificates_.Path("ca.pem");
+    policy.tls.cert_file = certificates_.Path("client.pem");
+    policy.tls.key_file = certificates_.Path("client.key");
+    return policy;
+  }
+
+  absl::StatusOr<std::string> FetchWith(const FetcherPolicy& policy) {
+    absl::StatusOr<std::unique_ptr<Fetcher>> fetcher = Build(
+        absl::StrCat("https://127.0.0.1:", origin_->port(), "/v/{key}?size=5"),
+        policy);
+    if (!fetcher.ok()) return fetcher.status();
+    return FetchNow(**fetcher, Request("k"));
+  }
+
+  TestCertificates certificates_;
+  std::unique_ptr<HttpOrigin> origin_;
+};
+
+TEST_F(HttpsFetcherTest, PrivateCaAndClientCertificateReachTheOrigin) {
+  StartOrigin("server");
+  absl::StatusOr<std::string> value = FetchWith(MutualTls());
+  ASSERT_TRUE(value.ok()) << value.status();
+  EXPECT_EQ(*value, "xxxxx");
+
+  FetcherPolicy no_client_certificate = MutualTls();
+  no_client_certificate.tls.cert_file.clear();
+  no_client_certificate.tls.key_file.clear();
+  EXPECT_FALSE(FetchWith(no_client_certificate).ok());
+  FetcherPolicy system_roots = MutualTls();
+  system_roots.tls.ca_file.clear();
+  EXPECT_EQ(FetchWith(system_roots).status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST_F(HttpsFetcherTest, ServerNameIsWhatTheCertificateIsCheckedAgainst) {
+  StartOrigin("named_server");  // For origin.test only.
+  EXPECT_EQ(FetchWith(MutualTls()).status().code(),
+            absl::StatusCode::kUnavailable);
+  FetcherPolicy named = MutualTls();
+  named.tls.server_name = "origin.test";
+  absl::StatusOr<std::string> value = FetchWith(named);
+  ASSERT_TRUE(value.ok()) << value.status();
+  EXPECT_EQ(*value, "xxxxx");
+}
+
+TEST(HttpFetcherCreateTest, RejectsBadTlsSettings) {
+  FetcherPolicy plaintext;
+  plaintext.tls.ca_file = "/etc/hostname";
+  EXPECT_EQ(Build("http://origin/{key}", plaintext).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  FetcherPolicy half;
+  half.tls.key_file = "/etc/hostname";
+  EXPECT_EQ(Build("https://origin/{key}", half).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  FetcherPolicy missing;
+  missing.tls.cert_file = "/no/such/cert.pem";
+  missing.tls.key_file = "/no/such/key.pem";
+  EXPECT_EQ(Build("https://origin/{key}", missing).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST(HttpFetcherUnreachableTest, ConnectionRefusedIsUnavailable) {

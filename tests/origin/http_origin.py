@@ -3,11 +3,14 @@
 
 Usage:
   http_origin.py [--host 127.0.0.1] [--port 0] [--exit-with-stdin] [--verbose]
+                 [--tls_cert PEM --tls_key PEM [--tls_client_ca PEM]]
 
 Listens on HOST:PORT (port 0: one the system picks) and prints exactly one
 line, `listening on HOST:PORT`, on stdout once it accepts connections. With
 --exit-with-stdin it exits when its stdin reaches end of file, so that it dies
 with the test process that started it. --verbose logs each request on stderr.
+With --tls_cert and --tls_key it serves HTTPS; with --tls_client_ca too, only
+to clients with a certificate that CA signed.
 Connections are kept alive (HTTP/1.1), each served by a thread of its own.
 
 Any path (GET, POST, PUT, DELETE) answers according to its query parameters,
@@ -69,6 +72,7 @@ import json
 import os
 import select
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -329,9 +333,20 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--exit-with-stdin", action="store_true")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--tls_cert", help="serve HTTPS with this PEM chain")
+    parser.add_argument("--tls_key", help="... and this PEM key")
+    parser.add_argument("--tls_client_ca",
+                        help="require client certificates signed by this CA")
     args = parser.parse_args()
     OriginHandler.verbose = args.verbose
     server = OriginServer((args.host, args.port), OriginHandler)
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            context.load_verify_locations(args.tls_client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     if args.exit_with_stdin:
         threading.Thread(target=_exit_at_stdin_eof, daemon=True).start()
     host, port = server.server_address[:2]

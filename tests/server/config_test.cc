@@ -126,9 +126,14 @@ log:
   json: true
 fetchers:
   web:
-    uri: http://origin/{key}
+    uri: https://origin/{key}
     max_flights: 3
     max_waiters: 4
+    tls:
+      ca_file: /etc/origin-ca.pem
+      cert_file: ${SF_TEST_SECRETS}/client.pem
+      key_file: ${SF_TEST_SECRETS}/client.key
+      server_name: origin.internal
 )");
   absl::StatusOr<ServerConfig> config = LoadConfigFile(path);
   ASSERT_TRUE(config.ok()) << config.status();
@@ -144,6 +149,11 @@ fetchers:
   ASSERT_EQ(config->fetchers.size(), 1u);
   EXPECT_EQ(config->fetchers[0].policy.max_flights, 3);
   EXPECT_EQ(config->fetchers[0].policy.max_waiters, 4);
+  const BackendTls& tls = config->fetchers[0].policy.tls;
+  EXPECT_EQ(tls.ca_file, "/etc/origin-ca.pem");
+  EXPECT_EQ(tls.cert_file, "/run/secrets/client.pem");
+  EXPECT_EQ(tls.key_file, "/run/secrets/client.key");
+  EXPECT_EQ(tls.server_name, "origin.internal");
 
   std::string unknown = WriteConfig("tls:\n  certificate: x.pem\n");
   absl::StatusOr<ServerConfig> refused = LoadConfigFile(unknown);

@@ -89,7 +89,8 @@ void StopOrigin(pid_t pid, int stdin_fd) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<HttpOrigin>> HttpOrigin::Start() {
+absl::StatusOr<std::unique_ptr<HttpOrigin>> HttpOrigin::Start(
+    std::vector<std::string> extra_args) {
   int stdin_pipe[2];
   int stdout_pipe[2];
   if (pipe2(stdin_pipe, O_CLOEXEC) != 0) {
@@ -104,6 +105,7 @@ absl::StatusOr<std::unique_ptr<HttpOrigin>> HttpOrigin::Start() {
       absl::StrCat(SF_SOURCE_DIR, "/tests/origin/http_origin.py");
   std::vector<std::string> args = {kPython, script, "--port", "0",
                                    "--exit-with-stdin"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);

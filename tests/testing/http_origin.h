@@ -23,7 +23,11 @@ namespace singleflight {
 class HttpOrigin {
  public:
   // Runs the origin and waits up to 20 s for its "listening on" line.
-  static absl::StatusOr<std::unique_ptr<HttpOrigin>> Start();
+  // `extra_args` go to http_origin.py: with --tls_cert and --tls_key it
+  // serves HTTPS, and then only port() is of use (the other methods speak
+  // plain HTTP).
+  static absl::StatusOr<std::unique_ptr<HttpOrigin>> Start(
+      std::vector<std::string> extra_args = {});
 
   HttpOrigin(const HttpOrigin&) = delete;
   HttpOrigin& operator=(const HttpOrigin&) = delete;

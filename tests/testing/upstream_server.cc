@@ -78,11 +78,15 @@ class UpstreamServer::Service : public testing::Upstream::CallbackService {
   UpstreamServer* const server_;
 };
 
-std::unique_ptr<UpstreamServer> UpstreamServer::Start() {
+std::unique_ptr<UpstreamServer> UpstreamServer::Start(
+    std::shared_ptr<grpc::ServerCredentials> credentials) {
   std::unique_ptr<UpstreamServer> upstream(new UpstreamServer());
+  upstream->tls_ = credentials != nullptr;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &upstream->port_);
+  builder.AddListeningPort(
+      "127.0.0.1:0",
+      credentials != nullptr ? credentials : grpc::InsecureServerCredentials(),
+      &upstream->port_);
   builder.RegisterService(upstream->service_.get());
   upstream->server_ = builder.BuildAndStart();
   if (upstream->server_ == nullptr || upstream->port_ == 0) return nullptr;
@@ -96,7 +100,7 @@ UpstreamServer::~UpstreamServer() {
 }
 
 std::string UpstreamServer::GetUri() const {
-  return absl::StrCat("grpc://127.0.0.1:", port_,
+  return absl::StrCat(tls_ ? "grpcs" : "grpc", "://127.0.0.1:", port_,
                       "/singleflight.testing.Upstream/Get");
 }
 

@@ -30,8 +30,10 @@ class UpstreamServer {
  public:
   using Metadata = std::vector<std::pair<std::string, std::string>>;
 
-  // Starts serving; returns nullptr if the server cannot start.
-  static std::unique_ptr<UpstreamServer> Start();
+  // Starts serving, in plaintext or with `credentials`; returns nullptr if
+  // the server cannot start.
+  static std::unique_ptr<UpstreamServer> Start(
+      std::shared_ptr<grpc::ServerCredentials> credentials = nullptr);
 
   // Stops serving at once, cancelling the calls in progress.
   ~UpstreamServer();
@@ -39,7 +41,8 @@ class UpstreamServer {
   UpstreamServer& operator=(const UpstreamServer&) = delete;
 
   int port() const { return port_; }
-  // The URI of a gRPC fetcher for Upstream/Get on this server.
+  // The URI of a gRPC fetcher for Upstream/Get on this server (grpcs:// if
+  // it was started with credentials).
   std::string GetUri() const;
 
   // Calls received for `key`, and for every key.
@@ -70,6 +73,7 @@ class UpstreamServer {
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  bool tls_ = false;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, int> calls_ ABSL_GUARDED_BY(mu_);
