@@ -9,7 +9,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   grpc-proto libabsl-dev libyaml-cpp-dev libcurl4-openssl-dev prometheus-cpp-dev libspdlog-dev openssl
   curl python3-grpcio python3-protobuf jq haproxy docker-compose libgtest-dev libgmock-dev libbenchmark-dev
-  clang-14 libfuzzer-14-dev libclang-rt-14-dev
+  clang-14 libfuzzer-14-dev libclang-rt-14-dev python3-venv python3-wheel
   "$@"
 )
 

@@ -3,11 +3,14 @@
 
 Usage: /usr/bin/python3 client/python/example.py [HOST:PORT]
 
-Start a server first, for example scripts/run.sh (127.0.0.1:50051), and
-generate the stubs once: /usr/bin/python3 client/python/build_stubs.py.
+Start a server first, for example scripts/run.sh (127.0.0.1:50051). Run it
+with the package installed (see the "Python" section of docs/CLIENTS.md), or
+from the repository with PYTHONPATH=client/python after generating the stubs
+once: /usr/bin/python3 client/python/build_stubs.py.
 """
 
 import sys
+from typing import List, Union
 
 from singleflight_client import Client, Request, SingleFlightError
 
@@ -18,7 +21,8 @@ def main() -> None:
         result = client.do("user:42")
         print(f"do: value={result.value!r} shared={result.shared}")
 
-        requests = [Request("a", id=10), Request("b", id=20), "c"]
+        requests: List[Union[Request, str]] = [
+            Request("a", id=10), Request("b", id=20), "c"]
         for reply in client.stream(requests):
             outcome = reply.value if reply.ok else reply.error
             print(f"stream: id={reply.id} key={reply.request.key} {outcome!r}")

@@ -1,15 +1,27 @@
 """Client: blocking calls to singleflight.v1.SingleFlight."""
 
-import dataclasses
 import itertools
 import threading
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from types import TracebackType
+from typing import (
+    Any,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    Union,
+)
 
 import grpc
 
+from singleflight_client import _common
+from singleflight_client._common import DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
 from singleflight_client._stubs import singleflight_pb2, singleflight_pb2_grpc
 from singleflight_client.errors import SingleFlightError
-from singleflight_client.flight_key import FLIGHT_KEY_HEADER, flight_key
 from singleflight_client.messages import (
     DoResult,
     Flight,
@@ -17,13 +29,10 @@ from singleflight_client.messages import (
     StreamResult,
 )
 from singleflight_client.retry import RetryPolicy
-
-# The largest reply accepted by default: the server's largest value (a
-# fetcher's max_value_bytes, 64 MiB by default) and the reply's framing.
-# gRPC's own default, 4 MiB, would refuse the values the server sends.
-DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = (64 << 20) + (64 << 10)
+from singleflight_client.tls import TlsOptions
 
 __all__ = [
+    "DEFAULT_MAX_RECEIVE_MESSAGE_BYTES",
     "Client",
     "DoResult",
     "Flight",
@@ -31,15 +40,8 @@ __all__ = [
     "RetryPolicy",
     "SingleFlightError",
     "StreamResult",
+    "TlsOptions",
 ]
-
-
-def _as_bytes(payload: Union[bytes, str]) -> bytes:
-    return payload.encode() if isinstance(payload, str) else payload
-
-
-def _routing(fetcher: str, key: str) -> Tuple[Tuple[str, str], ...]:
-    return ((FLIGHT_KEY_HEADER, flight_key(fetcher, key)),)
 
 
 class Client:
@@ -49,7 +51,8 @@ class Client:
     (seconds; None for none). Calls that fail raise SingleFlightError with
     the gRPC status code. Calls that name a key send the x-flight-key routing
     header; a stream sends the one of its first request. UNAVAILABLE is
-    retried as RetryPolicy says.
+    retried as RetryPolicy says. With a token, every call sends
+    "authorization: Bearer TOKEN".
 
     Thread-safe: one Client may be shared by any number of threads. Close it
     (or use it as a context manager) to release its channel.
@@ -61,33 +64,41 @@ class Client:
         timeout: Optional[float] = 30.0,
         credentials: Optional[grpc.ChannelCredentials] = None,
         retry: RetryPolicy = RetryPolicy(),
-        options: Sequence[Tuple[str, object]] = (),
+        options: Sequence[Tuple[str, Any]] = (),
         max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
-    ):
-        """Connects to target (HOST:PORT).
+        *,
+        token: Optional[str] = None,
+        tls: Optional[TlsOptions] = None,
+    ) -> None:
+        """Connects to target (HOST:PORT); no I/O happens until a call.
 
-        credentials: None for plaintext, or for example
-        grpc.ssl_channel_credentials(root_certificates=...). options: more
-        gRPC channel arguments. max_receive_message_bytes: the largest reply
-        accepted (-1 for no limit); by default the server's largest value.
+        tls: TlsOptions for TLS or mutual TLS (None: plaintext), or else
+        credentials: any grpc.ChannelCredentials. token: the bearer token
+        sent with every call (surrounding whitespace, such as a token file's
+        newline, is dropped). options: more gRPC channel arguments.
+        max_receive_message_bytes: the largest reply accepted (-1 for no
+        limit); by default the server's largest value.
         """
-        channel_options = [
-            ("grpc.service_config", retry.service_config()),
-            ("grpc.max_receive_message_length", max_receive_message_bytes),
-        ]
-        channel_options.extend(options)
-        if credentials is None:
-            self._channel = grpc.insecure_channel(target, channel_options)
+        settings = _common.channel_settings(
+            credentials, tls, token, retry, options, max_receive_message_bytes)
+        if settings.credentials is None:
+            self._channel = grpc.insecure_channel(target, settings.options)
         else:
             self._channel = grpc.secure_channel(
-                target, credentials, channel_options)
+                target, settings.credentials, settings.options)
         self._stub = singleflight_pb2_grpc.SingleFlightStub(self._channel)
         self._timeout = timeout
+        self._metadata = settings.metadata
 
     def __enter__(self) -> "Client":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc_value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -111,12 +122,12 @@ class Client:
         the same SingleFlightError for every caller that shared it.
         """
         request = singleflight_pb2.DoRequest(
-            key=key, fetcher=fetcher, payload=_as_bytes(payload))
+            key=key, fetcher=fetcher, payload=_common.as_bytes(payload))
         try:
             response = self._stub.Do(
                 request,
                 timeout=self._deadline(timeout),
-                metadata=_routing(fetcher, key),
+                metadata=self._metadata + _common.routing(fetcher, key),
             )
         except grpc.RpcError as error:
             raise SingleFlightError.from_rpc_error(error) from None
@@ -135,11 +146,11 @@ class Client:
             response = self._stub.Forget(
                 request,
                 timeout=self._deadline(timeout),
-                metadata=_routing(fetcher, key),
+                metadata=self._metadata + _common.routing(fetcher, key),
             )
         except grpc.RpcError as error:
             raise SingleFlightError.from_rpc_error(error) from None
-        return response.forgotten
+        return bool(response.forgotten)
 
     def inflight(self, timeout: Optional[float] = None) -> List[Flight]:
         """The flights in progress on the server, oldest first."""
@@ -147,20 +158,11 @@ class Client:
             response = self._stub.InFlight(
                 singleflight_pb2.InFlightRequest(),
                 timeout=self._deadline(timeout),
+                metadata=self._metadata,
             )
         except grpc.RpcError as error:
             raise SingleFlightError.from_rpc_error(error) from None
-        flights = [
-            Flight(
-                fetcher=flight.fetcher,
-                key=flight.key,
-                waiters=flight.waiters,
-                age=flight.age.ToTimedelta(),
-                forgotten=flight.forgotten,
-            )
-            for flight in response.flights
-        ]
-        return sorted(flights, key=lambda flight: flight.age, reverse=True)
+        return _common.flights(response)
 
     def stream(
         self,
@@ -176,56 +178,32 @@ class Client:
         SingleFlightError. Stopping the iteration early cancels the stream.
         """
         numbered = (
-            _numbered(request, position)
+            _common.numbered(request, position)
             for position, request in enumerate(requests, start=1))
-        first = next(numbered, None)
-        if first is None:
+        head = next(numbered, None)
+        if head is None:
             return
-        sent = {}
+        first: Request = head
+        sent: Dict[Optional[int], Request] = {}
         lock = threading.Lock()
 
-        def messages() -> Iterator[singleflight_pb2.DoRequest]:
+        def messages() -> Iterator[Any]:
             for request in itertools.chain([first], numbered):
                 with lock:
                     sent[request.id] = request
-                yield singleflight_pb2.DoRequest(
-                    key=request.key,
-                    fetcher=request.fetcher,
-                    payload=_as_bytes(request.payload),
-                    id=request.id,
-                )
+                yield _common.do_request(request)
 
         call = self._stub.DoStream(
             messages(),
             timeout=self._deadline(timeout),
-            metadata=_routing(first.fetcher, first.key),
+            metadata=self._metadata + _common.routing(first.fetcher, first.key),
         )
         try:
             for reply in call:
                 with lock:
                     request = sent[reply.id]
-                yield _stream_result(reply, request)
+                yield _common.stream_result(reply, request)
         except grpc.RpcError as error:
             raise SingleFlightError.from_rpc_error(error) from None
         finally:
             call.cancel()
-
-
-def _numbered(request: Union[Request, str], position: int) -> Request:
-    if isinstance(request, str):
-        request = Request(key=request)
-    if request.id is None:
-        request = dataclasses.replace(request, id=position)
-    return request
-
-
-def _stream_result(reply, request: Request) -> StreamResult:
-    if reply.status.code != 0:
-        return StreamResult(
-            id=reply.id,
-            request=request,
-            error=SingleFlightError.from_status(
-                reply.status.code, reply.status.message),
-        )
-    return StreamResult(
-        id=reply.id, request=request, value=reply.value, shared=reply.shared)
