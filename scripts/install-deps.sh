@@ -10,6 +10,7 @@ packages=(
   grpc-proto libabsl-dev libyaml-cpp-dev libcurl4-openssl-dev prometheus-cpp-dev libspdlog-dev openssl
   curl python3-grpcio python3-protobuf jq haproxy docker-compose libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev python3-venv python3-wheel
+  prometheus yamllint python3-yaml
   "$@"
 )
 
@@ -26,4 +27,10 @@ if ((${#missing[@]} > 0)); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # The tests want promtool, not a Prometheus server on :9090 (the port
+  # of the README's metrics example).
+  if command -v systemctl > /dev/null &&
+      systemctl is-active --quiet prometheus 2> /dev/null; then
+    systemctl disable --now prometheus
+  fi
 fi
