@@ -22,6 +22,7 @@
 #include "absl/synchronization/notification.h"
 #include "fetchers/builtin_fetchers.h"
 #include "grpc/health/v1/health.pb.h"
+#include "server/pem_files.h"
 
 namespace singleflight {
 
@@ -53,13 +54,13 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
   if (config.tls_cert.empty() || config.tls_key.empty()) {
     return absl::InvalidArgumentError("TLS needs both a certificate and a key");
   }
-  // Read once here so that a missing file stops start-up; the watcher
+  // Checked once here, so that a bad file stops start-up; the watcher
   // re-reads them.
-  for (const std::string* path :
-       {&config.tls_cert, &config.tls_key, &config.tls_client_ca}) {
-    if (path->empty()) continue;
-    absl::StatusOr<std::string> pem = ReadPem(*path);
-    if (!pem.ok()) return pem.status();
+  absl::Status usable = CheckCertificateAndKey(config.tls_cert, config.tls_key);
+  if (!usable.ok()) return usable;
+  if (!config.tls_client_ca.empty()) {
+    absl::StatusOr<std::string> ca = ReadPem(config.tls_client_ca);
+    if (!ca.ok()) return ca.status();
   }
   const unsigned int refresh_seconds =
       static_cast<unsigned int>(absl::ToInt64Seconds(kCertificateRefresh));

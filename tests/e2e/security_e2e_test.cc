@@ -230,6 +230,22 @@ TEST_F(SecurityE2eTest, ChangedCertificateFilesServeNewConnections) {
   EXPECT_TRUE(Call(*open, "").ok());
 }
 
+TEST_F(SecurityE2eTest, KeyOfAnotherCertificateStopsStartUp) {
+  CommandResult mismatched =
+      RunBinary("singleflightd",
+                {"--listen=127.0.0.1:0",
+                 "--tls_cert=" + certificates_->Path("server.pem"),
+                 "--tls_key=" + certificates_->Path("rogue_server.key")});
+  EXPECT_EQ(mismatched.exit_code, 2);
+  EXPECT_THAT(mismatched.err, HasSubstr("does not belong to the certificate"));
+  CommandResult not_a_certificate = RunBinary(
+      "singleflightd", {"--check_config=/dev/null",
+                        "--tls_cert=" + certificates_->Path("server.key"),
+                        "--tls_key=" + certificates_->Path("server.key")});
+  EXPECT_EQ(not_a_certificate.exit_code, 2);
+  EXPECT_THAT(not_a_certificate.err, HasSubstr("holds no PEM certificate"));
+}
+
 TEST_F(SecurityE2eTest, LimitsRefuseWithResourceExhausted) {
   auto server =
       Start({"--fetcher=slow=echo:?delay=1s", "--default_fetcher=slow",
