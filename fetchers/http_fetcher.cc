@@ -297,6 +297,9 @@ absl::StatusOr<std::unique_ptr<Transfer>> NewTransfer(
   }
   if (!tls.ca_file.empty()) {
     curl_easy_setopt(easy, CURLOPT_CAINFO, tls.ca_file.c_str());
+    // Only those roots: Debian's libcurl also trusts /etc/ssl/certs by
+    // default (its CA path), which would let any public CA vouch too.
+    curl_easy_setopt(easy, CURLOPT_CAPATH, nullptr);
   }
   if (!tls.cert_file.empty()) {
     curl_easy_setopt(easy, CURLOPT_SSLCERT, tls.cert_file.c_str());
@@ -492,6 +495,16 @@ absl::StatusOr<std::unique_ptr<Fetcher>> HttpFetcher::Create(
   }
   absl::Status tls = CheckBackendTls(policy.tls);
   if (!tls.ok()) return tls;
+  if (!policy.tls.server_name.empty()) {
+    std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> probe(
+        curl_url(), &curl_url_cleanup);
+    if (probe == nullptr ||
+        curl_url_set(probe.get(), CURLUPART_HOST,
+                     policy.tls.server_name.c_str(), 0) != CURLUE_OK) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tls: server_name \"", policy.tls.server_name, "\" is not a host"));
+    }
+  }
   for (const auto& [name, value] : policy.headers) {
     if (!IsValidHeader(name, value)) {
       return absl::InvalidArgumentError(

@@ -130,8 +130,10 @@ absl::Status SetUpLogging(const std::string& level, bool json) {
         "log level \"", level,
         "\" is not one of trace, debug, info, warning, error, off"));
   }
-  spdlog::drop("singleflightd");  // Set up again: the config says more.
-  auto logger = spdlog::stderr_logger_mt("singleflightd");
+  // Set up a second time once the config file is read: the same logger,
+  // reconfigured.
+  std::shared_ptr<spdlog::logger> logger = spdlog::get("singleflightd");
+  if (logger == nullptr) logger = spdlog::stderr_logger_mt("singleflightd");
   spdlog::set_default_logger(logger);
   spdlog::set_level(parsed);
   json_lines = json;

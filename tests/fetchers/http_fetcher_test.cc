@@ -328,6 +328,10 @@ TEST(HttpFetcherCreateTest, RejectsBadTlsSettings) {
   missing.tls.key_file = "/no/such/key.pem";
   EXPECT_EQ(Build("https://origin/{key}", missing).status().code(),
             absl::StatusCode::kNotFound);
+  FetcherPolicy bad_name;
+  bad_name.tls.server_name = "not a host/name";
+  EXPECT_EQ(Build("https://origin/{key}", bad_name).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(HttpFetcherUnreachableTest, ConnectionRefusedIsUnavailable) {
