@@ -76,6 +76,21 @@ assert config["listen"] == "0.0.0.0:50051", config["listen"]
 assert config["metrics_listen"] == "0.0.0.0:9090", config["metrics_listen"]
 PY
 ok "deploy/prometheus.yml scrapes the three replicas and HAProxy"
+# ... and its rules file is the alerts of deploy/prometheus/ (mounted there).
+prometheus_check() {
+  local copy
+  copy=$(mktemp)
+  sed "s|/etc/prometheus/alerts.yml|$PWD/deploy/prometheus/alerts.yml|" \
+    deploy/prometheus.yml > "$copy"
+  promtool check config "$copy" > /dev/null &&
+    grep -q "./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml" \
+      docker-compose.yml
+  local status=$?
+  rm -f "$copy"
+  return $status
+}
+prometheus_check || fail "deploy/prometheus.yml or its alerts do not load"
+ok "deploy/prometheus.yml loads, with the alerts docker-compose.yml mounts"
 
 # 6. The replicas' configuration loads (ports overridden to free ones).
 if [[ -x "$bin/singleflightd" ]]; then
