@@ -157,20 +157,7 @@ sf_check "sfctl stream sends its first request's x-flight-key" test \
      sed 's/.* value=//' | sort -u)" = 93923c4fd69e8af0
 
 # 4. TLS: a CA, and a server (127.0.0.1) and a client certificate it signed.
-certificates() (  # A subshell: it changes directory.
-  mkdir -p "$SF_WORK/certs" && cd "$SF_WORK/certs" || exit 1
-  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca \
-    -keyout ca.key -out ca.pem 2>/dev/null || exit 1
-  for name in server client; do
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=$name" \
-      -addext subjectAltName=IP:127.0.0.1 -keyout "$name.key" \
-      -out "$name.csr" 2>/dev/null &&
-      openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca.key \
-        -CAcreateserial -days 1 -copy_extensions copy \
-        -out "$name.pem" 2>/dev/null || exit 1
-  done
-)
-sf_check "openssl makes the certificates" certificates
+sf_check "openssl makes the certificates" sf_make_certificates "$SF_WORK/certs"
 certs=$SF_WORK/certs
 sf_start_server "$bin" --tls_cert="$certs/server.pem" \
   --tls_key="$certs/server.key" --tls_client_ca="$certs/ca.pem"

@@ -9,6 +9,10 @@
 #                                   SF_TARGET and, with --metrics_listen,
 #                                   SF_METRICS_URL
 #   sf_wait_for FILE REGEX [SECS]   waits for a line of FILE matching REGEX
+#   sf_make_certificates DIR        openssl makes, in DIR, a CA (ca.pem,
+#                                   ca.key) and a server (127.0.0.1) and a
+#                                   client certificate it signed
+#                                   (server.pem/.key, client.pem/.key)
 #   sf_check WHAT CMD...            runs CMD, counts and reports the outcome
 #   sf_summary NAME                 prints "NAME: P passed, F failed"; its
 #                                   exit status is 0 iff none failed
@@ -80,3 +84,17 @@ sf_summary() {
   echo "$1: $sf_passed passed, $sf_failed failed"
   ((sf_failed == 0))
 }
+
+sf_make_certificates() (  # A subshell: it changes directory.
+  mkdir -p "$1" && cd "$1" || exit 1
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca \
+    -keyout ca.key -out ca.pem 2>/dev/null || exit 1
+  for name in server client; do
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$name" \
+      -addext subjectAltName=IP:127.0.0.1 -keyout "$name.key" \
+      -out "$name.csr" 2>/dev/null &&
+      openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca.key \
+        -CAcreateserial -days 1 -copy_extensions copy \
+        -out "$name.pem" 2>/dev/null || exit 1
+  done
+)

@@ -34,20 +34,7 @@ fi
 # Certificates: a CA, and a server (127.0.0.1) and a client certificate it
 # signed. Tokens: files ending with a newline, as editors write them.
 certs=$SF_WORK/certs
-certificates() (  # A subshell: it changes directory.
-  mkdir -p "$certs" && cd "$certs" || exit 1
-  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca \
-    -keyout ca.key -out ca.pem 2>/dev/null || exit 1
-  for name in server client; do
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=$name" \
-      -addext subjectAltName=IP:127.0.0.1 -keyout "$name.key" \
-      -out "$name.csr" 2>/dev/null &&
-      openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca.key \
-        -CAcreateserial -days 1 -copy_extensions copy \
-        -out "$name.pem" 2>/dev/null || exit 1
-  done
-)
-sf_check "openssl makes the certificates" certificates
+sf_check "openssl makes the certificates" sf_make_certificates "$certs"
 echo "caller-$RANDOM$RANDOM" >"$SF_WORK/caller.token"
 echo "admin-$RANDOM$RANDOM" >"$SF_WORK/admin.token"
 tokens=(--caller_token_file="$SF_WORK/caller.token"

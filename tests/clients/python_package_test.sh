@@ -54,18 +54,8 @@ give_up_on_failure
 
 # TLS: a CA, and a server (127.0.0.1) and a client certificate it signed;
 # and the tokens.
-certificates() (  # A subshell: it changes directory.
-  mkdir -p "$SF_WORK/certs" && cd "$SF_WORK/certs" || exit 1
-  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca \
-    -keyout ca.key -out ca.pem 2>/dev/null || exit 1
-  for name in server client; do
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=$name" \
-      -addext subjectAltName=IP:127.0.0.1 -keyout "$name.key" \
-      -out "$name.csr" 2>/dev/null &&
-      openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca.key \
-        -CAcreateserial -days 1 -copy_extensions copy \
-        -out "$name.pem" 2>/dev/null || exit 1
-  done
+certificates() (  # The certificates, and the tokens beside them.
+  sf_make_certificates "$SF_WORK/certs" && cd "$SF_WORK/certs" || exit 1
   head -c 24 /dev/urandom | base64 >caller.token
   head -c 24 /dev/urandom | base64 >admin.token
 )

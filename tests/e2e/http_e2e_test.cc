@@ -11,8 +11,8 @@
 #include "absl/synchronization/notification.h"
 #include "client/client.h"
 #include "gtest/gtest.h"
-#include "tests/testing/server_process.h"
 #include "tests/testing/http_origin.h"
+#include "tests/testing/server_process.h"
 
 namespace singleflight {
 namespace e2e {
