@@ -17,6 +17,8 @@ bool IsValidName(absl::string_view name) {
   });
 }
 
+}  // namespace
+
 absl::Status ValidatePolicy(FetcherPolicy& policy) {
   if (policy.timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("timeout must be positive");
@@ -51,8 +53,6 @@ absl::Status ValidatePolicy(FetcherPolicy& policy) {
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 FetcherRegistry::FetcherRegistry(FetcherEnvironment environment)
     : environment_(environment) {}

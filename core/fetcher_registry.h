@@ -16,6 +16,11 @@
 
 namespace singleflight {
 
+// Checks `policy` (positive timeout, limits not negative, forward_metadata
+// within key_metadata) and puts its metadata and header names in lower case.
+// INVALID_ARGUMENT, saying what is wrong, otherwise.
+absl::Status ValidatePolicy(FetcherPolicy& policy);
+
 // Shared facilities a fetcher may use instead of threads of its own.
 struct FetcherEnvironment {
   TimerQueue* timers = nullptr;

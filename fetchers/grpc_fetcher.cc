@@ -21,38 +21,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "fetchers/grpc_channel.h"
 
 namespace singleflight {
 namespace {
-
-// `metadata` with names in lower case, or INVALID_ARGUMENT, naming `what`,
-// if gRPC could not send it (gRPC aborts the process on such metadata).
-absl::StatusOr<Metadata> LowerCaseAndCheck(Metadata metadata,
-                                           absl::string_view what) {
-  for (auto& [name, value] : metadata) {
-    absl::AsciiStrToLower(&name);
-    bool name_ok = !name.empty() && !absl::StartsWith(name, "grpc-") &&
-                   std::all_of(name.begin(), name.end(), [](char c) {
-                     return absl::ascii_isdigit(c) || absl::ascii_islower(c) ||
-                            c == '-' || c == '_' || c == '.';
-                   });
-    if (!name_ok) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " \"", name,
-          "\" is not a gRPC metadata name (0-9 a-z - _ ., not grpc-*)"));
-    }
-    bool value_ok = absl::EndsWith(name, "-bin") ||
-                    std::all_of(value.begin(), value.end(),
-                                [](char c) { return c >= 0x20 && c <= 0x7e; });
-    if (!value_ok) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, " \"", name,
-                       "\" has a value that is not printable ASCII; binary "
-                       "values need a name ending in -bin"));
-    }
-  }
-  return metadata;
-}
 
 absl::Status BadUri(const FetcherUri& uri, absl::string_view problem) {
   return absl::InvalidArgumentError(
@@ -152,30 +124,11 @@ absl::StatusOr<std::unique_ptr<Fetcher>> GrpcFetcher::Create(
   if (!tls.empty() && uri.scheme != "grpcs") {
     return absl::InvalidArgumentError("tls settings need a grpcs:// URI");
   }
-  absl::Status tls_usable = CheckBackendTls(tls);
-  if (!tls_usable.ok()) return tls_usable;
-  grpc::SslCredentialsOptions ssl;
-  for (auto [file, pem] : {std::pair{&tls.ca_file, &ssl.pem_root_certs},
-                           std::pair{&tls.cert_file, &ssl.pem_cert_chain},
-                           std::pair{&tls.key_file, &ssl.pem_private_key}}) {
-    if (file->empty()) continue;
-    std::ifstream in(*file);
-    std::stringstream contents;
-    contents << in.rdbuf();
-    *pem = contents.str();
-  }
-  std::shared_ptr<grpc::ChannelCredentials> credentials =
-      uri.scheme == "grpcs" ? grpc::SslCredentials(ssl)
-                            : grpc::InsecureChannelCredentials();
-  grpc::ChannelArguments arguments;
-  if (!tls.server_name.empty()) {
-    arguments.SetSslTargetNameOverride(tls.server_name);
-  }
-  arguments.SetMaxReceiveMessageSize(
-      static_cast<int>(std::min<size_t>(policy.max_value_bytes, INT_MAX)));
-  return std::make_unique<GrpcFetcher>(
-      grpc::CreateCustomChannel(std::string(address), credentials, arguments),
-      std::string(method), checked);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeBackendChannel(
+      std::string(address), uri.scheme == "grpcs", tls, policy.max_value_bytes);
+  if (!channel.ok()) return channel.status();
+  return std::make_unique<GrpcFetcher>(*std::move(channel), std::string(method),
+                                       checked);
 }
 
 GrpcFetcher::GrpcFetcher(std::shared_ptr<grpc::Channel> channel,

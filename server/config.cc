@@ -28,7 +28,7 @@ class ConfigReader {
         root, {"listen", "metrics_listen", "default_fetcher", "drain_timeout",
                "drain_grace", "max_stream_pending", "max_stream_buffer_bytes",
                "max_message_bytes", "max_concurrent_streams", "tls", "tokens",
-               "log", "fetchers"});
+               "log", "fetchers", "proxy"});
     if (!status.ok()) return status;
     if (root["listen"])
       status.Update(ReadString(root["listen"], config.listen));
@@ -81,6 +81,10 @@ class ConfigReader {
       }
       if (!status.ok()) return status;
     }
+    if (const YAML::Node proxy = root["proxy"]) {
+      status = ReadProxy(proxy, config.proxy);
+      if (!status.ok()) return status;
+    }
     const YAML::Node fetchers = root["fetchers"];
     if (!fetchers) return absl::OkStatus();
     if (!fetchers.IsMap()) {
@@ -111,14 +115,82 @@ class ConfigReader {
     if (!node.IsMap()) {
       return Error(node, "a fetcher is a URI or a mapping of settings");
     }
-    absl::Status status = CheckKeys(
-        node, {"uri", "timeout", "max_concurrency", "max_queue", "max_flights",
-               "max_waiters", "linger", "linger_errors", "key_metadata",
-               "forward_metadata", "headers", "max_value_bytes", "tls"});
+    std::vector<const char*> keys = PolicyKeys();
+    keys.push_back("uri");
+    keys.push_back("tls");
+    absl::Status status = CheckKeys(node, keys);
     if (!status.ok()) return status;
     if (!node["uri"]) return Error(node, "a fetcher needs a uri");
     FetcherPolicy& policy = fetcher.policy;
     status.Update(ReadExpanded(node["uri"], fetcher.uri));
+    if (status.ok()) {
+      status =
+          ReadSection(node["tls"], {{"ca_file", &policy.tls.ca_file},
+                                    {"cert_file", &policy.tls.cert_file},
+                                    {"key_file", &policy.tls.key_file},
+                                    {"server_name", &policy.tls.server_name}});
+    }
+    if (!status.ok()) return status;
+    return ReadPolicy(node, policy);
+  }
+
+  absl::Status ReadProxy(const YAML::Node& node, ProxyConfig& proxy) {
+    if (!node.IsMap()) return Error(node, "proxy must be a mapping");
+    absl::Status status =
+        CheckKeys(node, {"upstream", "tls", "ca_file", "cert_file", "key_file",
+                         "server_name", "descriptor_set", "coalesce"});
+    if (!status.ok()) return status;
+    if (!node["upstream"]) return Error(node, "proxy needs an upstream");
+    status.Update(ReadExpanded(node["upstream"], proxy.upstream));
+    if (node["tls"]) status.Update(ReadBool(node["tls"], proxy.tls));
+    for (auto [key, out] :
+         {std::pair{"ca_file", &proxy.tls_files.ca_file},
+          std::pair{"cert_file", &proxy.tls_files.cert_file},
+          std::pair{"key_file", &proxy.tls_files.key_file},
+          std::pair{"server_name", &proxy.tls_files.server_name},
+          std::pair{"descriptor_set", &proxy.descriptor_set}}) {
+      if (node[key]) status.Update(ReadExpanded(node[key], *out));
+    }
+    if (!status.ok()) return status;
+    const YAML::Node coalesce = node["coalesce"];
+    if (!coalesce) return absl::OkStatus();
+    if (!coalesce.IsSequence()) {
+      return Error(coalesce,
+                   "coalesce must be a list of {method: PATTERN, ...}");
+    }
+    for (const YAML::Node& entry : coalesce) {
+      ProxyCoalesceConfig pattern;
+      pattern.origin = Where(entry);
+      if (entry.IsScalar()) {  // `- PATTERN` is short for `- {method: ...}`.
+        status = ReadString(entry, pattern.method);
+      } else if (!entry.IsMap()) {
+        return Error(entry, "a coalesce entry is a pattern or a mapping");
+      } else {
+        std::vector<const char*> keys = PolicyKeys();
+        keys.push_back("method");
+        status = CheckKeys(entry, keys);
+        if (status.ok() && !entry["method"]) {
+          return Error(entry, "a coalesce entry needs a method pattern");
+        }
+        if (status.ok()) status = ReadString(entry["method"], pattern.method);
+        if (status.ok()) status = ReadPolicy(entry, pattern.policy);
+      }
+      if (!status.ok()) return status;
+      proxy.coalesce.push_back(std::move(pattern));
+    }
+    return absl::OkStatus();
+  }
+
+  // The keys of a fetcher's policy, shared by fetchers and proxy patterns.
+  static std::vector<const char*> PolicyKeys() {
+    return {"timeout",       "max_concurrency", "max_queue",
+            "max_flights",   "max_waiters",     "linger",
+            "linger_errors", "key_metadata",    "forward_metadata",
+            "headers",       "max_value_bytes"};
+  }
+
+  absl::Status ReadPolicy(const YAML::Node& node, FetcherPolicy& policy) {
+    absl::Status status;
     if (node["timeout"])
       status.Update(ReadDuration(node["timeout"], policy.timeout));
     if (node["max_concurrency"]) {
@@ -130,13 +202,6 @@ class ConfigReader {
     }
     if (node["max_flights"]) {
       status.Update(ReadInteger(node["max_flights"], policy.max_flights));
-    }
-    if (status.ok()) {
-      status =
-          ReadSection(node["tls"], {{"ca_file", &policy.tls.ca_file},
-                                    {"cert_file", &policy.tls.cert_file},
-                                    {"key_file", &policy.tls.key_file},
-                                    {"server_name", &policy.tls.server_name}});
     }
     if (node["max_waiters"]) {
       status.Update(ReadInteger(node["max_waiters"], policy.max_waiters));
@@ -359,6 +424,19 @@ absl::Status ApplyOverrides(const ConfigOverrides& overrides,
     it->uri = flag.substr(equals + 1);
     it->origin = "--fetcher=" + flag;
   }
+  set(overrides.proxy_upstream, config.proxy.upstream);
+  set(overrides.proxy_upstream_tls, config.proxy.tls);
+  set(overrides.proxy_ca_file, config.proxy.tls_files.ca_file);
+  set(overrides.proxy_descriptor_set, config.proxy.descriptor_set);
+  for (const std::string& pattern : overrides.proxy_coalesce) {
+    config.proxy.coalesce.push_back(
+        {pattern, {}, "--proxy_coalesce=" + pattern});
+  }
+  for (ProxyCoalesceConfig& pattern : config.proxy.coalesce) {
+    set(overrides.fetch_timeout, pattern.policy.timeout);
+    set(overrides.max_flights, pattern.policy.max_flights);
+    set(overrides.max_waiters, pattern.policy.max_waiters);
+  }
   AddEmbeddedFetcher(config);
   for (FetcherConfig& fetcher : config.fetchers) {
     set(overrides.fetch_timeout, fetcher.policy.timeout);
@@ -391,6 +469,18 @@ std::string DescribeConfig(const ServerConfig& config) {
       " max_stream_buffer_bytes=", config.max_stream_buffer_bytes,
       " drain_grace=", absl::FormatDuration(config.drain_grace),
       " drain_timeout=", absl::FormatDuration(config.drain_timeout));
+  if (!config.proxy.upstream.empty()) {
+    std::vector<std::string> patterns;
+    for (const ProxyCoalesceConfig& pattern : config.proxy.coalesce) {
+      patterns.push_back(pattern.method);
+    }
+    absl::StrAppend(
+        &description, "; proxy upstream=", config.proxy.upstream,
+        " tls=", config.proxy.tls ? "on" : "off", " descriptor_set=",
+        config.proxy.descriptor_set.empty() ? "(reflection)"
+                                            : config.proxy.descriptor_set,
+        " coalesce=[", absl::StrJoin(patterns, ","), "]");
+  }
   for (const FetcherConfig& fetcher : config.fetchers) {
     const FetcherPolicy& policy = fetcher.policy;
     std::vector<std::string> headers;

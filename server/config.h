@@ -21,6 +21,30 @@ struct FetcherConfig {
   std::string origin;
 };
 
+// One proxy coalesce pattern, with the policy of the methods it names.
+struct ProxyCoalesceConfig {
+  // "/package.Service/Method" or "/package.Service/*".
+  std::string method;
+  FetcherPolicy policy;
+  // "FILE:LINE" for the config file, "--proxy_coalesce" for a flag.
+  std::string origin;
+};
+
+// Proxy mode (ProxyService): where to forward the methods the server does
+// not serve itself, and which unary methods to coalesce.
+struct ProxyConfig {
+  // HOST:PORT of the upstream; empty for no proxy.
+  std::string upstream;
+  // TLS to the upstream, checked against tls_files.ca_file (or the system's
+  // roots); tls_files may also name a client certificate and a server name.
+  bool tls = false;
+  BackendTls tls_files;
+  // A FileDescriptorSet naming the upstream's methods; empty to ask the
+  // upstream's reflection service instead.
+  std::string descriptor_set;
+  std::vector<ProxyCoalesceConfig> coalesce;
+};
+
 // Everything singleflightd is told at start-up, by its config file and then
 // its flags.
 struct ServerConfig {
@@ -61,6 +85,8 @@ struct ServerConfig {
   // Bytes of one DoStream's replies not yet written and of its requests
   // still waiting on a flight; over it, the stream stops reading requests.
   int64_t max_stream_buffer_bytes = int64_t{16} << 20;
+
+  ProxyConfig proxy;
 };
 
 // Reads a YAML config file (the schema is in docs/CONFIG.md). `${NAME}` in a
@@ -98,6 +124,14 @@ struct ConfigOverrides {
   std::optional<int> max_concurrent_streams;
   std::optional<int> max_stream_pending;
   std::optional<int64_t> max_stream_buffer_bytes;
+
+  std::optional<std::string> proxy_upstream;
+  std::optional<bool> proxy_upstream_tls;
+  std::optional<std::string> proxy_ca_file;
+  std::optional<std::string> proxy_descriptor_set;
+  // Patterns added, with the default policy (and the fetch_timeout,
+  // max_flights and max_waiters overrides).
+  std::vector<std::string> proxy_coalesce;
 };
 
 // Applies `overrides` to `config`: each given field replaces the config's;

@@ -87,6 +87,22 @@ ABSL_FLAG(std::optional<int>, max_flights, std::nullopt,
 ABSL_FLAG(std::optional<int>, max_waiters, std::nullopt,
           "waiters on one flight, for every fetcher (default: none)");
 
+ABSL_FLAG(std::optional<std::string>, proxy_upstream, std::nullopt,
+          "HOST:PORT of a gRPC server to proxy: every method this server does "
+          "not serve itself is forwarded there (docs/PROXY.md)");
+ABSL_FLAG(std::optional<bool>, proxy_upstream_tls, std::nullopt,
+          "speak TLS to --proxy_upstream (default false)");
+ABSL_FLAG(std::optional<std::string>, proxy_ca_file, std::nullopt,
+          "PEM roots that --proxy_upstream's certificate must chain to "
+          "(default: the system's)");
+ABSL_FLAG(std::optional<std::string>, proxy_descriptor_set, std::nullopt,
+          "FileDescriptorSet of the upstream's services (protoc -o, buf build "
+          "-o), to know its unary methods (default: ask its reflection)");
+ABSL_FLAG(std::string, proxy_coalesce, "",
+          "/package.Service/Method or /package.Service/*: identical "
+          "concurrent calls of these unary methods share one upstream call; "
+          "may be given several times");
+
 ABSL_FLAG(std::string, log_level, "info",
           "trace, debug, info, warning, error or off");
 ABSL_FLAG(bool, log_json, false, "log JSON lines instead of plain text");
@@ -127,7 +143,8 @@ bool SpecifiedOnCommandLine(absl::string_view name) {
 
 // The flags given, as overrides of the config file.
 singleflight::ConfigOverrides OverridesFromFlags(
-    std::vector<std::string> fetcher_flags) {
+    std::vector<std::string> fetcher_flags,
+    std::vector<std::string> coalesce_flags) {
   singleflight::ConfigOverrides overrides;
   overrides.listen = absl::GetFlag(FLAGS_listen);
   overrides.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
@@ -135,6 +152,11 @@ singleflight::ConfigOverrides OverridesFromFlags(
   overrides.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   overrides.drain_grace = absl::GetFlag(FLAGS_drain_grace);
   overrides.fetchers = std::move(fetcher_flags);
+  overrides.proxy_upstream = absl::GetFlag(FLAGS_proxy_upstream);
+  overrides.proxy_upstream_tls = absl::GetFlag(FLAGS_proxy_upstream_tls);
+  overrides.proxy_ca_file = absl::GetFlag(FLAGS_proxy_ca_file);
+  overrides.proxy_descriptor_set = absl::GetFlag(FLAGS_proxy_descriptor_set);
+  overrides.proxy_coalesce = std::move(coalesce_flags);
   overrides.fetch_timeout = absl::GetFlag(FLAGS_fetch_timeout);
   overrides.max_flights = absl::GetFlag(FLAGS_max_flights);
   overrides.max_waiters = absl::GetFlag(FLAGS_max_waiters);
@@ -174,6 +196,10 @@ void PrintListening(const singleflight::ServerConfig& config,
               host.c_str(), server.port(),
               absl::StrJoin(registry.Names(), ", ").c_str(),
               registry.default_name().c_str());
+  if (!config.proxy.upstream.empty()) {
+    std::printf("singleflightd proxying other methods to %s\n",
+                config.proxy.upstream.c_str());
+  }
   if (server.metrics_port() != 0) {
     std::string metrics_host =
         config.metrics_listen.substr(0, config.metrics_listen.rfind(':'));
@@ -237,6 +263,8 @@ int main(int argc, char** argv) {
       "for the same (fetcher, key) share one fetcher execution.");
   std::vector<std::string> fetcher_flags =
       TakeRepeatedFlag("fetcher", argc, argv);
+  std::vector<std::string> coalesce_flags =
+      TakeRepeatedFlag("proxy_coalesce", argc, argv);
   // As absl::ParseCommandLine, except that help asked for is a success:
   // Abseil exits 1 after --help.
   absl::flags_internal::ParseCommandLineImpl(
@@ -267,8 +295,9 @@ int main(int argc, char** argv) {
     if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
     config = *std::move(loaded);
   }
-  absl::Status applied =
-      ApplyOverrides(OverridesFromFlags(std::move(fetcher_flags)), config);
+  absl::Status applied = ApplyOverrides(
+      OverridesFromFlags(std::move(fetcher_flags), std::move(coalesce_flags)),
+      config);
   if (!applied.ok()) return Fail(std::string(applied.message()));
   absl::Status logging =
       singleflight::SetUpLogging(config.log_level, config.log_json);

@@ -146,6 +146,12 @@ void ServerMetrics::AddFetcher(const NamedFetcher& fetcher) {
   by_fetcher_.emplace(&fetcher, MakeSeries(fetcher.name));
 }
 
+void ServerMetrics::AddFetcherWhileServing(const NamedFetcher& fetcher) {
+  FetcherSeries series = MakeSeries(fetcher.name);
+  absl::MutexLock lock(&late_mu_);
+  late_by_fetcher_.emplace(&fetcher, series);
+}
+
 void ServerMetrics::WatchFlights(const Group* group,
                                  const FetcherRegistry* registry) {
   gauges_ = std::make_shared<FlightGauges>(group, registry);
@@ -155,7 +161,11 @@ ServerMetrics::FetcherSeries& ServerMetrics::SeriesOf(
     const NamedFetcher* fetcher) {
   if (fetcher == nullptr) return no_fetcher_;
   auto it = by_fetcher_.find(fetcher);
-  return it == by_fetcher_.end() ? no_fetcher_ : it->second;
+  if (it != by_fetcher_.end()) return it->second;
+  absl::MutexLock lock(&late_mu_);
+  auto late = late_by_fetcher_.find(fetcher);
+  // Stable: a node map's values do not move.
+  return late == late_by_fetcher_.end() ? no_fetcher_ : late->second;
 }
 
 void ServerMetrics::CallEnded(const NamedFetcher* fetcher,

@@ -11,8 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/fetcher_registry.h"
 #include "core/flight_observer.h"
@@ -37,8 +40,10 @@ namespace singleflight {
 //   singleflight_build_info{version,commit}       always 1
 // Requests refused before a fetcher was chosen count under fetcher="".
 //
-// Thread-compatible while fetchers are added (before serving); after that,
-// every method is thread-safe and lock-free.
+// Thread-compatible while fetchers are added with AddFetcher (before
+// serving); after that, every method is thread-safe, and lock-free for those
+// fetchers. Fetchers added while serving (AddFetcherWhileServing: the
+// proxy's coalesced methods, made on first use) are looked up under a lock.
 class ServerMetrics : public FlightObserver {
  public:
   ServerMetrics();
@@ -47,6 +52,10 @@ class ServerMetrics : public FlightObserver {
 
   // Creates the series of `fetcher`. REQUIRES: not yet serving.
   void AddFetcher(const NamedFetcher& fetcher);
+
+  // Creates the series of `fetcher` while serving. Thread-safe.
+  // REQUIRES: `fetcher` outlives this object.
+  void AddFetcherWhileServing(const NamedFetcher& fetcher);
 
   // Makes the gauges read `group`'s flights at each scrape.
   // REQUIRES: not yet serving; `group` and `registry` outlive this object.
@@ -113,6 +122,9 @@ class ServerMetrics : public FlightObserver {
   prometheus::Family<prometheus::Histogram>& wait_duration_;
   FetcherSeries no_fetcher_;
   absl::flat_hash_map<const NamedFetcher*, FetcherSeries> by_fetcher_;
+  absl::Mutex late_mu_;
+  absl::node_hash_map<const NamedFetcher*, FetcherSeries> late_by_fetcher_
+      ABSL_GUARDED_BY(late_mu_);
 };
 
 }  // namespace singleflight

@@ -85,6 +85,28 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
 // Builds every configured fetcher, and the embedded one, into `registry`,
 // and sets the default. A bad fetcher's message starts with where it was
 // configured.
+// How long start-up waits for the upstream's reflection service.
+constexpr absl::Duration kReflectionTimeout = absl::Seconds(5);
+
+// The proxy of `config`, or null without an upstream. `reflection_timeout`
+// zero: the upstream is not asked.
+absl::StatusOr<std::unique_ptr<ProxyService>> MakeProxy(
+    const ServerConfig& config, Group* group, ServerMetrics* metrics,
+    const AccessControl* access, absl::Duration reflection_timeout) {
+  if (config.proxy.upstream.empty()) {
+    if (!config.proxy.coalesce.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          config.proxy.coalesce.front().origin,
+          ": coalesce patterns need a proxy upstream (--proxy_upstream)"));
+    }
+    return nullptr;
+  }
+  return ProxyService::Create(
+      config.proxy, group, metrics, access,
+      static_cast<size_t>(std::max(config.max_message_bytes, 4 << 20)),
+      reflection_timeout);
+}
+
 absl::Status AddFetchers(const ServerConfig& config,
                          FetcherRegistry& registry) {
   RegisterBuiltinSchemes(registry);
@@ -177,8 +199,15 @@ absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
   server->access_ = *std::move(access);
   server->caller_token_file_ = config.caller_token_file;
   server->admin_token_file_ = config.admin_token_file;
+  absl::StatusOr<std::unique_ptr<ProxyService>> proxy =
+      MakeProxy(config, &server->group_, &server->metrics_, &server->access_,
+                kReflectionTimeout);
+  if (!proxy.ok()) return proxy.status();
+  server->proxy_ = *std::move(proxy);
+  if (server->proxy_ != nullptr) LogInfo(server->proxy_->Describe());
   server->service_ = std::make_unique<SingleFlightService>(
-      &server->group_, &registry, &server->metrics_, &server->access_,
+      &server->group_, &registry, server->proxy_.get(), &server->metrics_,
+      &server->access_,
       StreamLimits{static_cast<size_t>(std::max(0, config.max_stream_pending)),
                    static_cast<size_t>(
                        std::max<int64_t>(0, config.max_stream_buffer_bytes))});
@@ -194,6 +223,9 @@ absl::StatusOr<std::unique_ptr<SingleFlightServer>> SingleFlightServer::Start(
   if (!credentials.ok()) return credentials.status();
   builder.AddListeningPort(config.listen, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
+  if (server->proxy_ != nullptr) {
+    builder.RegisterCallbackGenericService(server->proxy_.get());
+  }
   if (config.max_message_bytes > 0) {
     builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   }
@@ -240,6 +272,12 @@ absl::Status SingleFlightServer::Check(const ServerConfig& config) {
   absl::StatusOr<AccessControl> access =
       AccessControl::Load(config.caller_token_file, config.admin_token_file);
   if (!access.ok()) return access.status();
+  Group group(&timers);
+  ServerMetrics metrics;
+  absl::StatusOr<std::unique_ptr<ProxyService>> proxy =
+      MakeProxy(config, &group, &metrics, &*access,
+                /*reflection_timeout=*/absl::ZeroDuration());
+  if (!proxy.ok()) return proxy.status();
   return ServerCredentials(config).status();
 }
 
@@ -263,6 +301,7 @@ bool SingleFlightServer::Idle() const {
   if (service_->open_streams() > 0 || service_->waiting_calls() > 0) {
     return false;
   }
+  if (proxy_ != nullptr && !proxy_->Idle()) return false;
   // Cheaper than Group::InFlight, which copies every flight's key.
   for (const std::string& name : registry_.Names()) {
     absl::StatusOr<const NamedFetcher*> fetcher = registry_.Find(name);

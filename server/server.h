@@ -19,12 +19,14 @@
 #include "server/config.h"
 #include "server/logging.h"
 #include "server/metrics.h"
+#include "server/proxy_service.h"
 #include "server/service.h"
 
 namespace singleflight {
 
 // A running singleflightd: the SingleFlight service, server reflection and
-// the standard health service, on one listening port.
+// the standard health service, on one listening port; in proxy mode, every
+// other method is forwarded to the upstream (ProxyService).
 //
 // Thread-safe, but Shutdown must be called from one thread only.
 class SingleFlightServer {
@@ -101,6 +103,9 @@ class SingleFlightServer {
   std::string caller_token_file_;
   std::string admin_token_file_;
   std::unique_ptr<SingleFlightService> service_;
+  // Proxy mode; null without an upstream. Destroyed after the server (no
+  // call left) and before the group it started flights in.
+  std::unique_ptr<ProxyService> proxy_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;

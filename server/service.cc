@@ -1,5 +1,6 @@
 #include "server/service.h"
 
+#include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "server/call_metadata.h"
 #include "server/do_reactor.h"
@@ -29,11 +30,13 @@ const char* RefusalReason(const absl::Status& status) {
 
 SingleFlightService::SingleFlightService(Group* group,
                                          const FetcherRegistry* registry,
+                                         const ProxyService* proxy,
                                          ServerMetrics* metrics,
                                          const AccessControl* access,
                                          StreamLimits stream_limits)
     : group_(group),
       registry_(*registry),
+      proxy_(proxy),
       metrics_(metrics),
       access_(*access),
       stream_limits_(stream_limits) {}
@@ -79,8 +82,7 @@ grpc::ServerUnaryReactor* SingleFlightService::Forget(
     v1::ForgetResponse* response) {
   absl::Status allowed = Admit(context, Role::kAdmin);
   if (!allowed.ok()) return Refuse(context, allowed);
-  absl::StatusOr<const NamedFetcher*> fetcher =
-      ResolveRequest(registry_, request->fetcher(), request->key());
+  absl::StatusOr<const NamedFetcher*> fetcher = ResolveForget(*request);
   if (!fetcher.ok()) return Refuse(context, fetcher.status());
   CallMetadata metadata =
       ExtractCallMetadata((*fetcher)->policy, context->client_metadata());
@@ -91,6 +93,17 @@ grpc::ServerUnaryReactor* SingleFlightService::Forget(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
+}
+
+absl::StatusOr<const NamedFetcher*> SingleFlightService::ResolveForget(
+    const v1::ForgetRequest& request) const {
+  if (proxy_ != nullptr && absl::StartsWith(request.fetcher(), "/")) {
+    if (request.key().empty()) {
+      return absl::InvalidArgumentError("key must not be empty");
+    }
+    return proxy_->FindCoalesced(request.fetcher());
+  }
+  return ResolveRequest(registry_, request.fetcher(), request.key());
 }
 
 grpc::ServerUnaryReactor* SingleFlightService::InFlight(

@@ -10,6 +10,7 @@
 #include "server/access_control.h"
 #include "server/do_stream_reactor.h"
 #include "server/metrics.h"
+#include "server/proxy_service.h"
 #include "singleflight/v1/singleflight.grpc.pb.h"
 
 namespace singleflight {
@@ -28,10 +29,12 @@ class SingleFlightService final
                   v1::SingleFlight::WithCallbackMethod_InFlight<
                       v1::SingleFlight::Service>>>> {
  public:
-  // `stream_limits` bound what each DoStream buffers.
+  // `stream_limits` bound what each DoStream buffers. `proxy`, if not
+  // null, resolves the fetcher names of proxied flights (method paths) for
+  // Forget.
   SingleFlightService(Group* group, const FetcherRegistry* registry,
-                      ServerMetrics* metrics, const AccessControl* access,
-                      StreamLimits stream_limits);
+                      const ProxyService* proxy, ServerMetrics* metrics,
+                      const AccessControl* access, StreamLimits stream_limits);
 
   // Raw: see DoReactor.
   grpc::ServerUnaryReactor* Do(grpc::CallbackServerContext* context,
@@ -63,12 +66,16 @@ class SingleFlightService final
  private:
   // OK if the caller may call an RPC needing `role`; counts refusals.
   absl::Status Admit(grpc::CallbackServerContext* context, Role role);
+  // The fetcher Forget names: a registered one, or a proxied method's.
+  absl::StatusOr<const NamedFetcher*> ResolveForget(
+      const v1::ForgetRequest& request) const;
   // Finishes a unary call at once with `status`.
   static grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context,
                                           const absl::Status& status);
 
   Group* const group_;
   const FetcherRegistry& registry_;
+  const ProxyService* const proxy_;
   ServerMetrics* const metrics_;
   const AccessControl& access_;
   const StreamLimits stream_limits_;

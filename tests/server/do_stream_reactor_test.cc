@@ -133,7 +133,7 @@ class DoStreamReactorTest : public ::testing::Test {
     ASSERT_TRUE(registry_.Add("hang", "test:hang").ok());
     ASSERT_TRUE(registry_.Add("slow", "echo:?delay=300ms").ok());
     service_ = std::make_unique<SingleFlightService>(
-        &group_, &registry_, &metrics_, &access_, limits);
+        &group_, &registry_, /*proxy=*/nullptr, &metrics_, &access_, limits);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),

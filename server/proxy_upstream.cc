@@ -1,0 +1,59 @@
+#include "server/proxy_upstream.h"
+
+#include <array>
+
+#include "absl/strings/match.h"
+
+namespace singleflight {
+
+void ProxyUpstream::CallStarted() {
+  absl::MutexLock lock(&mu_);
+  ++calls_;
+}
+
+void ProxyUpstream::CallEnded() {
+  absl::MutexLock lock(&mu_);
+  --calls_;
+}
+
+void ProxyUpstream::WaitForCalls() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(this, &ProxyUpstream::NoCalls));
+}
+
+bool IsEndToEndMetadata(absl::string_view name) {
+  static constexpr std::array<absl::string_view, 12> kHopByHop = {
+      "te",
+      "content-type",
+      "user-agent",
+      "host",
+      "connection",
+      "keep-alive",
+      "proxy-connection",
+      "upgrade",
+      "transfer-encoding",
+      "content-length",
+      "accept-encoding",
+      "content-encoding"};
+  if (name.empty() || name.front() == ':' || absl::StartsWith(name, "grpc-")) {
+    return false;
+  }
+  for (absl::string_view hop : kHopByHop) {
+    if (name == hop) return false;
+  }
+  return true;
+}
+
+Metadata EndToEndMetadata(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+  Metadata result;
+  for (const auto& [name, value] : metadata) {
+    absl::string_view name_view(name.data(), name.size());
+    if (!IsEndToEndMetadata(name_view)) continue;
+    result.emplace_back(std::string(name_view),
+                        std::string(value.data(), value.size()));
+  }
+  return result;
+}
+
+}  // namespace singleflight
