@@ -122,7 +122,10 @@ absl::StatusOr<std::unique_ptr<ProxyService>> ProxyService::Create(
   return proxy;
 }
 
-ProxyService::~ProxyService() { upstream_->WaitForCalls(); }
+ProxyService::~ProxyService() {
+  // Null when Create failed before making it.
+  if (upstream_ != nullptr) upstream_->WaitForCalls();
+}
 
 std::string ProxyService::Describe() const {
   absl::MutexLock lock(&mu_);

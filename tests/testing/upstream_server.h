@@ -21,19 +21,22 @@ namespace singleflight {
 
 // A real gRPC server in the test's process, serving
 // singleflight.testing.Upstream on 127.0.0.1 at a port of its own: the
-// upstream that gRPC fetcher tests call. Each GetRequest says what its call
-// does (answer, answer late, fail, hang until cancelled); the server counts
-// calls per key and records the metadata and cancellations it saw.
+// upstream that gRPC fetcher and proxy tests call. Each GetRequest says what
+// its call does (answer, answer late, fail with details, hang until
+// cancelled); the server counts calls per key (of every method) and records
+// the metadata and cancellations it saw.
 //
 // Thread-safe. The Wait* methods wait at most the time they are given.
 class UpstreamServer {
  public:
   using Metadata = std::vector<std::pair<std::string, std::string>>;
 
-  // Starts serving, in plaintext or with `credentials`; returns nullptr if
-  // the server cannot start.
+  // Starts serving, in plaintext or with `credentials`, with a server
+  // reflection service (grpc.reflection.v1alpha, describing Upstream) if
+  // `reflection`; returns nullptr if the server cannot start.
   static std::unique_ptr<UpstreamServer> Start(
-      std::shared_ptr<grpc::ServerCredentials> credentials = nullptr);
+      std::shared_ptr<grpc::ServerCredentials> credentials = nullptr,
+      bool reflection = false);
 
   // Stops serving at once, cancelling the calls in progress.
   ~UpstreamServer();
@@ -62,15 +65,23 @@ class UpstreamServer {
  private:
   class Service;
   class Handler;
+  class Reflection;
+  class WatchHandler;
+  class ExchangeHandler;
+  class CollectHandler;
 
   UpstreamServer();
   // Records a call for `key`; returns its number among the calls for `key`.
   int RecordCall(const std::string& key, Metadata metadata);
+  // As RecordCall, with the call's client metadata, and marks the call's
+  // metadata (see upstream.proto).
+  int RecordCall(grpc::CallbackServerContext* context, const std::string& key);
   void RecordCancelled(const std::string& key);
 
   // Before the server, which uses it until it is destroyed.
   TimerQueue timers_;
   std::unique_ptr<Service> service_;
+  std::unique_ptr<Reflection> reflection_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool tls_ = false;

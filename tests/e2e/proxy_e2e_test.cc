@@ -1,0 +1,419 @@
+// End-to-end tests of proxy mode: singleflightd with --proxy_upstream in
+// front of a real upstream gRPC server (in this process), called by an
+// unchanged generated client of the upstream's service.
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "client/client.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "gtest/gtest.h"
+#include "tests/testing/server_process.h"
+#include "tests/testing/upstream_server.h"
+#include "upstream.grpc.pb.h"
+
+namespace singleflight {
+namespace e2e {
+namespace {
+
+using testing::GetReply;
+using testing::GetRequest;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+using testing::Upstream;
+
+constexpr char kGet[] = "/singleflight.testing.Upstream/Get";
+constexpr char kService[] = "/singleflight.testing.Upstream/*";
+
+// What a caller saw of one unary call.
+struct Seen {
+  grpc::Status status;
+  GetReply reply;
+  std::multimap<std::string, std::string> initial;
+  std::multimap<std::string, std::string> trailing;
+};
+
+std::multimap<std::string, std::string> Copy(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+  std::multimap<std::string, std::string> copy;
+  for (const auto& [name, value] : metadata) {
+    copy.emplace(std::string(name.data(), name.size()),
+                 std::string(value.data(), value.size()));
+  }
+  return copy;
+}
+
+std::string Only(const std::multimap<std::string, std::string>& metadata,
+                 const std::string& name) {
+  auto [begin, end] = metadata.equal_range(name);
+  std::vector<std::string> values;
+  for (auto it = begin; it != end; ++it) values.push_back(it->second);
+  return absl::StrJoin(values, "|");
+}
+
+class ProxyTest : public ::testing::Test {
+ protected:
+  // Starts an upstream (with reflection or not) and a proxy in front of it.
+  void StartBoth(bool reflection, std::vector<std::string> args) {
+    upstream_ = UpstreamServer::Start(nullptr, reflection);
+    ASSERT_NE(upstream_, nullptr);
+    StartProxy(absl::StrCat("127.0.0.1:", upstream_->port()), std::move(args));
+  }
+
+  void StartProxy(const std::string& upstream, std::vector<std::string> args) {
+    args.push_back("--proxy_upstream=" + upstream);
+    auto server = ServerProcess::Start(args);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    channel_ = grpc::CreateChannel(server_->target(),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = Upstream::NewStub(channel_);
+  }
+
+  Seen Get(
+      const GetRequest& request,
+      const std::vector<std::pair<std::string, std::string>>& metadata = {},
+      absl::Duration timeout = absl::Seconds(20)) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    for (const auto& [name, value] : metadata) context.AddMetadata(name, value);
+    Seen seen;
+    seen.status = stub_->Get(&context, request, &seen.reply);
+    seen.initial = Copy(context.GetServerInitialMetadata());
+    seen.trailing = Copy(context.GetServerTrailingMetadata());
+    return seen;
+  }
+
+  // `callers` concurrent identical Gets.
+  std::vector<Seen> GetConcurrently(
+      int callers, const GetRequest& request,
+      const std::vector<std::pair<std::string, std::string>>& metadata = {}) {
+    std::vector<Seen> seen(callers);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < callers; ++i) {
+      threads.emplace_back([this, &seen, i, &request, &metadata] {
+        seen[i] = Get(request, metadata);
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    return seen;
+  }
+
+  std::unique_ptr<UpstreamServer> upstream_;
+  std::unique_ptr<ServerProcess> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<Upstream::Stub> stub_;
+};
+
+GetRequest Request(const std::string& key, int delay_ms = 0) {
+  GetRequest request;
+  request.set_key(key);
+  request.set_delay_ms(delay_ms);
+  return request;
+}
+
+TEST_F(ProxyTest, HundredIdenticalCallsMakeOneUpstreamCall) {
+  StartBoth(/*reflection=*/true, {std::string("--proxy_coalesce=") + kGet});
+  std::vector<Seen> seen = GetConcurrently(100, Request("hot", 1000));
+  EXPECT_EQ(upstream_->Calls("hot"), 1);
+  std::set<std::string> bytes;
+  for (const Seen& one : seen) {
+    ASSERT_TRUE(one.status.ok()) << one.status.error_message();
+    bytes.insert(one.reply.SerializeAsString());
+    EXPECT_EQ(one.reply.call_number(), 1);
+    EXPECT_EQ(Only(one.initial, "x-upstream-key"), "hot");
+    EXPECT_EQ(Only(one.trailing, "x-upstream-call"), "1");
+  }
+  EXPECT_THAT(bytes, SizeIs(1));
+}
+
+TEST_F(ProxyTest, DifferentRequestsAndUncoalescedMethodsDoNotShare) {
+  StartBoth(/*reflection=*/true, {std::string("--proxy_coalesce=") + kGet});
+  std::thread other(
+      [this] { EXPECT_TRUE(Get(Request("b", 500)).status.ok()); });
+  EXPECT_TRUE(Get(Request("a", 500)).status.ok());
+  other.join();
+  EXPECT_EQ(upstream_->Calls("a"), 1);
+  EXPECT_EQ(upstream_->Calls("b"), 1);
+  // The same key with other request bytes is another request.
+  GetRequest bigger = Request("a", 500);
+  bigger.set_value_size(3);
+  std::thread third(
+      [this] { EXPECT_TRUE(Get(Request("a", 500)).status.ok()); });
+  Seen seen = Get(bigger);
+  third.join();
+  EXPECT_EQ(seen.reply.value(), "vvv");
+  EXPECT_EQ(upstream_->Calls("a"), 3);
+}
+
+TEST_F(ProxyTest, UnnamedMethodsAreForwardedOneToOne) {
+  StartBoth(/*reflection=*/true, {});
+  std::vector<Seen> seen = GetConcurrently(5, Request("plain", 200));
+  EXPECT_EQ(upstream_->Calls("plain"), 5);
+  std::set<int64_t> numbers;
+  for (const Seen& one : seen) {
+    ASSERT_TRUE(one.status.ok()) << one.status.error_message();
+    numbers.insert(one.reply.call_number());
+    EXPECT_EQ(Only(one.initial, "x-upstream-key"), "plain");
+  }
+  EXPECT_THAT(numbers, SizeIs(5));
+}
+
+TEST_F(ProxyTest, ErrorsDetailsAndTrailersReachEveryWaiter) {
+  StartBoth(/*reflection=*/true, {std::string("--proxy_coalesce=") + kGet});
+  GetRequest request = Request("broken", 500);
+  request.set_fail_code(
+      static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
+  request.set_fail_message("upstream says no");
+  request.set_fail_details(std::string("\x08\x09\x12\x03raw\x00bytes", 13));
+  std::vector<Seen> seen = GetConcurrently(10, request);
+  EXPECT_EQ(upstream_->Calls("broken"), 1);
+  for (const Seen& one : seen) {
+    EXPECT_EQ(one.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(one.status.error_message(), "upstream says no");
+    EXPECT_EQ(one.status.error_details(), request.fail_details());
+    EXPECT_EQ(Only(one.trailing, "x-upstream-call"), "1");
+  }
+  // Forwarded one to one, the same.
+  Seen direct = Get(request, {}, absl::Seconds(20));
+  EXPECT_EQ(direct.status.error_details(), request.fail_details());
+}
+
+TEST_F(ProxyTest, KeyMetadataSeparatesTenantsAndIsForwarded) {
+  upstream_ = UpstreamServer::Start(nullptr, /*reflection=*/true);
+  ASSERT_NE(upstream_, nullptr);
+  std::string config = ::testing::TempDir() + "proxy_tenants.yaml";
+  std::ofstream(config) << "proxy:\n"
+                        << "  upstream: 127.0.0.1:" << upstream_->port() << "\n"
+                        << "  coalesce:\n"
+                        << "    - method: " << kGet << "\n"
+                        << "      key_metadata: [x-tenant]\n"
+                        << "      forward_metadata: [x-tenant]\n";
+  auto server = ServerProcess::Start({"--config=" + config});
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+  stub_ = Upstream::NewStub(grpc::CreateChannel(
+      server_->target(), grpc::InsecureChannelCredentials()));
+  std::vector<std::thread> threads;
+  for (const char* tenant : {"a", "a", "b"}) {
+    threads.emplace_back([this, tenant] {
+      EXPECT_TRUE(Get(Request("shared-key", 500),
+                      {{"x-tenant", tenant}, {"x-secret", "s"}})
+                      .status.ok());
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(upstream_->Calls("shared-key"), 2);
+  // Coalesced calls carry only what the policy forwards.
+  bool tenant_seen = false;
+  for (const auto& [name, value] : upstream_->LastMetadata("shared-key")) {
+    EXPECT_NE(name, "x-secret");
+    tenant_seen = tenant_seen || name == "x-tenant";
+  }
+  EXPECT_TRUE(tenant_seen);
+}
+
+TEST_F(ProxyTest, StreamingMethodsAreForwardedEvenWhenAPatternNamesThem) {
+  StartBoth(/*reflection=*/true, {std::string("--proxy_coalesce=") + kService});
+  {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    auto reader = stub_->Watch(&context, Request("w"));
+    GetReply reply;
+    std::vector<std::string> values;
+    while (reader->Read(&reply)) values.push_back(reply.value());
+    grpc::Status status = reader->Finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    EXPECT_THAT(values, ::testing::ElementsAre("watch-1-of-w", "watch-2-of-w",
+                                               "watch-3-of-w"));
+    EXPECT_EQ(Only(Copy(context.GetServerInitialMetadata()), "x-upstream-key"),
+              "w");
+  }
+  {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    auto stream = stub_->Exchange(&context);
+    GetReply reply;
+    for (const char* key : {"x", "y", "z"}) {
+      ASSERT_TRUE(stream->Write(Request(key)));
+      // Full duplex: each reply comes before the next request is sent.
+      ASSERT_TRUE(stream->Read(&reply));
+      EXPECT_EQ(reply.value(), absl::StrCat("value-of-", key));
+    }
+    stream->WritesDone();
+    EXPECT_FALSE(stream->Read(&reply));
+    EXPECT_TRUE(stream->Finish().ok());
+  }
+  {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    GetReply reply;
+    auto writer = stub_->Collect(&context, &reply);
+    for (const char* key : {"p", "q"}) ASSERT_TRUE(writer->Write(Request(key)));
+    writer->WritesDone();
+    EXPECT_TRUE(writer->Finish().ok());
+    EXPECT_EQ(reply.value(), "p,q");
+  }
+}
+
+TEST_F(ProxyTest, WithoutDescriptorsAPatternIsTrustedAndAStreamIsRefused) {
+  StartBoth(/*reflection=*/false,
+            {std::string("--proxy_coalesce=") + kService});
+  EXPECT_TRUE(Get(Request("trusted")).status.ok());
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  auto reader = stub_->Watch(&context, Request("w"));
+  GetReply reply;
+  while (reader->Read(&reply)) {
+  }
+  grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_THAT(status.error_message(), HasSubstr("not a unary method"));
+}
+
+TEST_F(ProxyTest, ADescriptorSetNamesTheUnaryMethods) {
+  upstream_ = UpstreamServer::Start(nullptr, /*reflection=*/false);
+  ASSERT_NE(upstream_, nullptr);
+  google::protobuf::FileDescriptorSet set;
+  GetRequest::descriptor()->file()->CopyTo(set.add_file());
+  std::string path = ::testing::TempDir() + "upstream.pb";
+  std::ofstream(path, std::ios::binary) << set.SerializeAsString();
+  StartProxy(absl::StrCat("127.0.0.1:", upstream_->port()),
+             {std::string("--proxy_coalesce=") + kService,
+              "--proxy_descriptor_set=" + path});
+  std::vector<Seen> seen = GetConcurrently(20, Request("described", 500));
+  EXPECT_EQ(upstream_->Calls("described"), 1);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  auto reader = stub_->Watch(&context, Request("w"));
+  GetReply reply;
+  int replies = 0;
+  while (reader->Read(&reply)) ++replies;
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(replies, 3);
+}
+
+TEST_F(ProxyTest, DeadlinesAndCancellationReachTheUpstream) {
+  StartBoth(/*reflection=*/true, {std::string("--proxy_coalesce=") + kGet});
+  GetRequest hang = Request("hang-forwarded");
+  hang.set_hang(true);
+  // Forwarded one to one (Watch): the caller's deadline goes up.
+  {
+    grpc::ClientContext context;
+    context.set_deadline(
+        absl::ToChronoTime(absl::Now() + absl::Milliseconds(300)));
+    auto reader = stub_->Watch(&context, hang);
+    GetReply reply;
+    EXPECT_FALSE(reader->Read(&reply));
+    EXPECT_EQ(reader->Finish().error_code(),
+              grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  EXPECT_TRUE(upstream_->WaitForCancelled("hang-forwarded", absl::Seconds(10)));
+  // Coalesced: the upstream call is cancelled when its last waiter leaves.
+  hang.set_key("hang-coalesced");
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 3; ++i) {
+    callers.emplace_back([this, &hang, i] {
+      Seen seen = Get(hang, {}, absl::Milliseconds(300 + 200 * i));
+      EXPECT_EQ(seen.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  EXPECT_EQ(upstream_->Calls("hang-coalesced"), 1);
+  EXPECT_TRUE(upstream_->WaitForCancelled("hang-coalesced", absl::Seconds(10)));
+}
+
+TEST_F(ProxyTest, InFlightShowsAProxiedFlightThatForgetForgets) {
+  StartBoth(/*reflection=*/true, {std::string("--proxy_coalesce=") + kGet});
+  std::thread caller(
+      [this] { EXPECT_TRUE(Get(Request("slow", 1500)).status.ok()); });
+  ASSERT_TRUE(upstream_->WaitForCalls("slow", 1, absl::Seconds(10)));
+  std::unique_ptr<Client> client = Client::Connect(server_->target());
+  absl::StatusOr<v1::InFlightResponse> flights = client->InFlight();
+  ASSERT_TRUE(flights.ok()) << flights.status();
+  ASSERT_EQ(flights->flights_size(), 1);
+  const v1::Flight& flight = flights->flights(0);
+  EXPECT_EQ(flight.fetcher(), kGet);
+  EXPECT_THAT(flight.key(), ::testing::MatchesRegex("[0-9a-f]{64}"));
+  absl::StatusOr<bool> forgotten = client->Forget(flight.key(), kGet);
+  ASSERT_TRUE(forgotten.ok()) << forgotten.status();
+  EXPECT_TRUE(*forgotten);
+  // The next caller starts a new upstream call.
+  EXPECT_EQ(Get(Request("slow", 1500)).reply.call_number(), 2);
+  caller.join();
+  CommandResult inflight =
+      RunSfctl({"--target=" + server_->target(), "inflight"});
+  EXPECT_EQ(inflight.exit_code, 0) << inflight.err;
+}
+
+TEST_F(ProxyTest, AnUnreachableUpstreamIsUnavailable) {
+  // A port nobody listens on: the upstream server's, once it is gone.
+  int port = 0;
+  {
+    std::unique_ptr<UpstreamServer> gone = UpstreamServer::Start();
+    ASSERT_NE(gone, nullptr);
+    port = gone->port();
+  }
+  StartProxy(absl::StrCat("127.0.0.1:", port),
+             {std::string("--proxy_coalesce=") + kGet});
+  EXPECT_EQ(Get(Request("x")).status.error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  auto reader = stub_->Watch(&context, Request("w"));
+  GetReply reply;
+  EXPECT_FALSE(reader->Read(&reply));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(ProxyTest, BadProxySettingsStopStartUp) {
+  CommandResult bad_pattern = RunBinary(
+      "singleflightd", {"--listen=127.0.0.1:0", "--proxy_upstream=127.0.0.1:1",
+                        "--proxy_coalesce=/no-method"});
+  EXPECT_NE(bad_pattern.exit_code, 0);
+  EXPECT_THAT(bad_pattern.err, HasSubstr("--proxy_coalesce=/no-method"));
+  CommandResult no_upstream = RunBinary(
+      "singleflightd",
+      {"--listen=127.0.0.1:0", std::string("--proxy_coalesce=") + kGet});
+  EXPECT_NE(no_upstream.exit_code, 0);
+  EXPECT_THAT(no_upstream.err, HasSubstr("need a proxy upstream"));
+  CommandResult bad_set = RunBinary(
+      "singleflightd", {"--listen=127.0.0.1:0", "--proxy_upstream=127.0.0.1:1",
+                        "--proxy_descriptor_set=/nonexistent.pb"});
+  EXPECT_NE(bad_set.exit_code, 0);
+  EXPECT_THAT(bad_set.err, HasSubstr("cannot read /nonexistent.pb"));
+}
+
+TEST_F(ProxyTest, CallerTokensGuardProxiedMethodsAndStayInTheTier) {
+  upstream_ = UpstreamServer::Start(nullptr, /*reflection=*/true);
+  ASSERT_NE(upstream_, nullptr);
+  std::string token_file = ::testing::TempDir() + "proxy_caller.token";
+  std::ofstream(token_file) << "caller-secret\n";
+  StartProxy(absl::StrCat("127.0.0.1:", upstream_->port()),
+             {"--caller_token_file=" + token_file});
+  EXPECT_EQ(Get(Request("guarded")).status.error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  Seen allowed =
+      Get(Request("guarded"), {{"authorization", "Bearer caller-secret"}});
+  EXPECT_TRUE(allowed.status.ok()) << allowed.status.error_message();
+  for (const auto& [name, value] : upstream_->LastMetadata("guarded")) {
+    EXPECT_NE(name, "authorization");
+  }
+}
+
+}  // namespace
+}  // namespace e2e
+}  // namespace singleflight
