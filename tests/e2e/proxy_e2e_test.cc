@@ -3,6 +3,7 @@
 // unchanged generated client of the upstream's service.
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
 
 #include <atomic>
@@ -412,6 +413,86 @@ TEST_F(ProxyTest, CallerTokensGuardProxiedMethodsAndStayInTheTier) {
   for (const auto& [name, value] : upstream_->LastMetadata("guarded")) {
     EXPECT_NE(name, "authorization");
   }
+}
+
+// Sends `messages` raw request messages on `method`, half-closes, and
+// returns the call's status.
+grpc::Status SendRaw(grpc::GenericStub& stub, const std::string& method,
+                     const std::vector<std::string>& messages) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  grpc::CompletionQueue queue;
+  auto call = stub.PrepareCall(&context, method, &queue);
+  void* tag = nullptr;
+  bool ok = false;
+  int next = 1;
+  call->StartCall(reinterpret_cast<void*>(next++));
+  queue.Next(&tag, &ok);
+  for (const std::string& message : messages) {
+    grpc::Slice slice(message);
+    grpc::ByteBuffer buffer(&slice, 1);
+    call->Write(buffer, reinterpret_cast<void*>(next++));
+    queue.Next(&tag, &ok);
+  }
+  call->WritesDone(reinterpret_cast<void*>(next++));
+  queue.Next(&tag, &ok);
+  grpc::ByteBuffer reply;
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(next++));
+  // Reads are not requested: Finish drains the call.
+  queue.Next(&tag, &ok);
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
+  return status;
+}
+
+TEST_F(ProxyTest, MalformedCallsGetAClearStatusAndTheProxyGoesOn) {
+  StartBoth(/*reflection=*/true, {std::string("--proxy_coalesce=") + kGet});
+  grpc::GenericStub generic(channel_);
+  std::string request = Request("twice").SerializeAsString();
+  grpc::Status twice = SendRaw(generic, kGet, {request, request});
+  EXPECT_EQ(twice.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_THAT(twice.error_message(), HasSubstr("more than one request"));
+  grpc::Status none = SendRaw(generic, kGet, {});
+  EXPECT_EQ(none.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_THAT(none.error_message(), HasSubstr("no request message"));
+  // Bytes the upstream cannot parse: its own error comes back.
+  grpc::Status garbage = SendRaw(generic, kGet, {"\xff\xff\xff"});
+  EXPECT_FALSE(garbage.ok());
+  EXPECT_EQ(upstream_->Calls("twice"), 0);
+  // A method the upstream does not have.
+  grpc::Status missing =
+      SendRaw(generic, "/singleflight.testing.Upstream/Nope", {""});
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_TRUE(Get(Request("after")).status.ok());
+}
+
+TEST_F(ProxyTest, CallersCancellingAtAnyMomentLeaveNothingBehind) {
+  StartBoth(/*reflection=*/true, {std::string("--proxy_coalesce=") + kGet});
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 8; ++i) {
+    callers.emplace_back([this, i] {
+      for (int j = 0; j < 25; ++j) {
+        absl::Duration deadline = absl::Milliseconds(1 + (i * 25 + j) % 40);
+        Get(Request(absl::StrCat("storm-", j % 3), 20), {}, deadline);
+        grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+        auto stream = stub_->Exchange(&context);
+        stream->Write(Request("storm"));
+        GetReply reply;
+        stream->Read(&reply);
+        stream->Finish();
+      }
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  std::unique_ptr<Client> client = Client::Connect(server_->target());
+  EXPECT_TRUE(PollUntil(absl::Seconds(10), [&client] {
+    absl::StatusOr<v1::InFlightResponse> flights = client->InFlight();
+    return flights.ok() && flights->flights_size() == 0;
+  }));
+  EXPECT_TRUE(Get(Request("after")).status.ok());
 }
 
 }  // namespace
