@@ -89,7 +89,7 @@ ABSL_FLAG(std::optional<int>, max_waiters, std::nullopt,
 
 ABSL_FLAG(std::optional<std::string>, proxy_upstream, std::nullopt,
           "HOST:PORT of a gRPC server to proxy: every method this server does "
-          "not serve itself is forwarded there (docs/PROXY.md)");
+          "not serve itself is forwarded there (docs/GRPC_PROXY.md)");
 ABSL_FLAG(std::optional<bool>, proxy_upstream_tls, std::nullopt,
           "speak TLS to --proxy_upstream (default false)");
 ABSL_FLAG(std::optional<std::string>, proxy_ca_file, std::nullopt,
