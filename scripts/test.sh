@@ -3,7 +3,8 @@
 #   1. build/       unit and end-to-end tests (ctest labels: unit, e2e), the
 #                   README's examples and every sh block of the docs (run,
 #                   or covered by a step named in the page), the
-#                   Python/Node/C++ clients together, the Python and Node
+#                   Python/Node/C++ clients together, unchanged Python and
+#                   Node clients through proxy mode, the Python and Node
 #                   clients installed as packages, the buf curl commands
 #                   of docs/OPERATING.md, buf lint and buf breaking of
 #                   proto/, the benchmarks with tiny bounds
@@ -48,6 +49,7 @@ ctest_all --test-dir build "$@"
 step "README examples, clients and tools: interop, operating by hand, install"
 bounded /usr/bin/python3 tests/readme/readme_test.py README.md
 bounded tests/clients/interop_test.sh build/bin
+bounded tests/proxy/clients_test.sh build/bin
 bounded tests/clients/python_package_test.sh build/bin
 bounded tests/clients/node_package_test.sh build/bin
 bounded tests/tools/operating_test.sh build/bin

@@ -103,11 +103,24 @@ absl::StatusOr<std::unique_ptr<ProxyService>> ProxyService::Create(
                                  [&pattern](const std::string& path) {
                                    return pattern.pattern.Matches(path);
                                  });
+      bool matches_unary =
+          std::any_of(paths.begin(), paths.end(), [&](const std::string& path) {
+            MethodKind kind;
+            return pattern.pattern.Matches(path) &&
+                   proxy->methods_->Find(path, kind) &&
+                   kind == MethodKind::kUnary;
+          });
       if (!matches) {
         LogWarning(absl::StrCat("proxy: coalesce pattern ",
                                 pattern.pattern.text(),
                                 " matches no method of the upstream (from ",
                                 proxy->methods_source_, ")"));
+      } else if (!matches_unary) {
+        LogWarning(absl::StrCat(
+            "proxy: coalesce pattern ", pattern.pattern.text(),
+            " matches only streaming methods, which are forwarded one to one "
+            "(from ",
+            proxy->methods_source_, ")"));
       }
     }
     // Every coalescible method is known: make their fetchers (and metrics)
@@ -132,13 +145,20 @@ std::string ProxyService::Describe() const {
   std::vector<std::string> coalesced;
   for (const auto& [path, fetcher] : coalescers_) coalesced.push_back(path);
   std::sort(coalesced.begin(), coalesced.end());
-  std::string known =
-      methods_.has_value()
-          ? absl::StrCat(methods_->size(), " upstream methods known from ",
-                         methods_source_)
-          : "upstream methods unknown: patterns trusted to name unary methods";
-  return absl::StrCat("proxy: ", known, "; coalescing [",
-                      absl::StrJoin(coalesced, ", "), "]");
+  if (!methods_.has_value()) {
+    std::vector<std::string> trusted;
+    for (const Pattern& pattern : patterns_) {
+      trusted.push_back(pattern.pattern.text() +
+                        (pattern.pattern.text().back() == '/' ? "*" : ""));
+    }
+    return absl::StrCat(
+        "proxy: upstream methods unknown; coalescing, on trust that they are "
+        "unary, the methods of [",
+        absl::StrJoin(trusted, ", "), "]");
+  }
+  return absl::StrCat("proxy: ", methods_->size(),
+                      " upstream methods known from ", methods_source_,
+                      "; coalescing [", absl::StrJoin(coalesced, ", "), "]");
 }
 
 const ProxyService::Pattern* ProxyService::CoalescingPattern(
