@@ -10,10 +10,12 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/call_metadata.h"
 #include "server/proxy_reply.h"
+#include "server/proxy_upstream.h"
 
 namespace singleflight {
 namespace {
@@ -116,9 +118,19 @@ class CoalescedCall : public grpc::ServerGenericBidiReactor {
     std::string key = ProxyFlightKey(bytes);
     CallMetadata metadata =
         ExtractCallMetadata(fetcher_->policy, context_->client_metadata());
+    for (const auto& [name, value] : metadata.forwarded) {
+      if (!IsSendableMetadata(name, value)) {
+        Answer(absl::InvalidArgumentError(absl::StrCat(
+            "request metadata \"", name,
+            "\" cannot be forwarded: values of names not ending in -bin must "
+            "be printable ASCII")));
+        return;
+      }
+    }
     Call call{key, bytes, metadata.scope, &metadata.forwarded};
     absl::MutexLock lock(&mu_);
-    if (cancelled_) {
+    // A caller that reset its stream ended its reads before OnCancel runs.
+    if (cancelled_ || context_->IsCancelled()) {
       Answer(absl::CancelledError("cancelled by the caller"));
       return;
     }

@@ -136,13 +136,19 @@ class ConfigReader {
 
   absl::Status ReadProxy(const YAML::Node& node, ProxyConfig& proxy) {
     if (!node.IsMap()) return Error(node, "proxy must be a mapping");
-    absl::Status status =
-        CheckKeys(node, {"upstream", "tls", "ca_file", "cert_file", "key_file",
-                         "server_name", "descriptor_set", "coalesce"});
+    absl::Status status = CheckKeys(
+        node, {"upstream", "tls", "ca_file", "cert_file", "key_file",
+               "server_name", "descriptor_set", "max_calls", "coalesce"});
     if (!status.ok()) return status;
-    if (!node["upstream"]) return Error(node, "proxy needs an upstream");
-    status.Update(ReadExpanded(node["upstream"], proxy.upstream));
+    // The upstream may come from --proxy_upstream; start-up refuses
+    // patterns without one.
+    if (node["upstream"]) {
+      status.Update(ReadExpanded(node["upstream"], proxy.upstream));
+    }
     if (node["tls"]) status.Update(ReadBool(node["tls"], proxy.tls));
+    if (node["max_calls"]) {
+      status.Update(ReadInteger(node["max_calls"], proxy.max_calls));
+    }
     for (auto [key, out] :
          {std::pair{"ca_file", &proxy.tls_files.ca_file},
           std::pair{"cert_file", &proxy.tls_files.cert_file},

@@ -43,6 +43,9 @@ struct ProxyConfig {
   // upstream's reflection service instead.
   std::string descriptor_set;
   std::vector<ProxyCoalesceConfig> coalesce;
+  // Proxied calls open at once, at most (0: no limit); beyond it, new ones
+  // get RESOURCE_EXHAUSTED.
+  int max_calls = 10000;
 };
 
 // Everything singleflightd is told at start-up, by its config file and then

@@ -9,7 +9,11 @@
 #include <optional>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "server/refused_call.h"
 
 namespace singleflight {
 namespace {
@@ -30,8 +34,9 @@ namespace {
 // nothing starts an operation on either side.
 class ForwardedCall {
  public:
+  // `metadata`: what goes up with the call (ForwardableMetadata).
   ForwardedCall(grpc::GenericCallbackServerContext* context,
-                ProxyUpstream* upstream, bool strip_authorization,
+                ProxyUpstream* upstream, const Metadata& metadata,
                 std::atomic<int>* open_calls)
       : server_context_(context),
         upstream_(upstream),
@@ -44,14 +49,8 @@ class ForwardedCall {
     if (context->deadline() != std::chrono::system_clock::time_point::max()) {
       client_context_->set_deadline(context->deadline());
     }
-    for (const auto& [name, value] : context->client_metadata()) {
-      absl::string_view name_view(name.data(), name.size());
-      if (!IsEndToEndMetadata(name_view) ||
-          (strip_authorization && name_view == "authorization")) {
-        continue;
-      }
-      client_context_->AddMetadata(std::string(name_view),
-                                   std::string(value.data(), value.size()));
+    for (const auto& [name, value] : metadata) {
+      client_context_->AddMetadata(name, value);
     }
   }
 
@@ -140,7 +139,17 @@ class ForwardedCall {
   void UpstreamHeaders(bool ok) {
     absl::MutexLock lock(&mu_);
     headers_seen_ = true;
-    if (!ok) return;
+    if (!ok) {
+      // The call failed before its metadata came: a message that did come
+      // is dropped, and the upstream's status will end the call.
+      if (message_waiting_) {
+        message_waiting_ = false;
+        client_context_->TryCancel();
+        StopReadingUpstream();
+        StopWritingUpstream();
+      }
+      return;
+    }
     for (const auto& [name, value] :
          EndToEndMetadata(client_context_->GetServerInitialMetadata())) {
       server_context_->AddInitialMetadata(name, value);
@@ -218,9 +227,10 @@ class ForwardedCall {
     std::atomic<int>* open_calls = open_calls_;
     ProxyUpstream* upstream = upstream_;
     delete this;
-    upstream->CallEnded();
-    // Last: a drain that sees 0 may destroy what owns the count.
+    // The count first: the owner of both waits for CallEnded
+    // (ProxyUpstream::WaitForCalls) before it may go.
     open_calls->fetch_sub(1, std::memory_order_release);
+    upstream->CallEnded();
   }
 
   grpc::GenericCallbackServerContext* const server_context_;
@@ -244,13 +254,137 @@ class ForwardedCall {
   bool upstream_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// The caller's end-to-end metadata, to send up; INVALID_ARGUMENT naming an
+// entry that gRPC could not send.
+absl::StatusOr<Metadata> ForwardableMetadata(
+    const grpc::GenericCallbackServerContext& context,
+    bool strip_authorization) {
+  Metadata metadata;
+  for (const auto& [name, value] : context.client_metadata()) {
+    absl::string_view name_view(name.data(), name.size());
+    absl::string_view value_view(value.data(), value.size());
+    if (!IsEndToEndMetadata(name_view) ||
+        (strip_authorization && name_view == "authorization")) {
+      continue;
+    }
+    if (!IsSendableMetadata(name_view, value_view)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "request metadata \"", absl::CHexEscape(name_view),
+          "\" cannot be forwarded: names must be lower case, and values of "
+          "names not ending in -bin printable ASCII"));
+    }
+    metadata.emplace_back(std::string(name_view), std::string(value_view));
+  }
+  return metadata;
+}
+
+// A call of a method known to be unary, forwarded with the fewest gRPC
+// operations: one read of the request, one unary upstream call (message,
+// half-close and metadata in one batch), and one write of the answer with
+// its status. Deletes itself once both its OnDone and the upstream call's
+// callback have run.
+class ForwardedUnaryCall : public grpc::ServerGenericBidiReactor {
+ public:
+  ForwardedUnaryCall(grpc::GenericCallbackServerContext* context,
+                     ProxyUpstream* upstream, const Metadata& metadata,
+                     std::atomic<int>* open_calls)
+      : server_context_(context), upstream_(upstream), open_calls_(open_calls) {
+    open_calls_->fetch_add(1, std::memory_order_relaxed);
+    upstream_->CallStarted();
+    client_context_ = std::make_unique<grpc::ClientContext>();
+    if (context->deadline() != std::chrono::system_clock::time_point::max()) {
+      client_context_->set_deadline(context->deadline());
+    }
+    for (const auto& [name, value] : metadata) {
+      client_context_->AddMetadata(name, value);
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::INTERNAL, "no request message"));
+      return;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      upstream_running_ = true;
+    }
+    upstream_->stub().UnaryCall(
+        client_context_.get(), server_context_->method(), grpc::StubOptions(),
+        &request_, &response_,
+        [this](grpc::Status status) { UpstreamDone(status); });
+  }
+
+  void OnCancel() override { client_context_->TryCancel(); }
+
+  void OnDone() override { Ended(/*caller=*/true); }
+
+ private:
+  void UpstreamDone(const grpc::Status& status) {
+    for (const auto& [name, value] :
+         EndToEndMetadata(client_context_->GetServerInitialMetadata())) {
+      server_context_->AddInitialMetadata(name, value);
+    }
+    for (const auto& [name, value] :
+         EndToEndMetadata(client_context_->GetServerTrailingMetadata())) {
+      server_context_->AddTrailingMetadata(name, value);
+    }
+    if (status.ok()) {
+      StartWriteAndFinish(&response_, grpc::WriteOptions(), status);
+    } else {
+      Finish(status);
+    }
+    Ended(/*caller=*/false);
+  }
+
+  // OnDone, or the end of the upstream call's callback; the last one
+  // deletes the call.
+  void Ended(bool caller) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (caller) {
+        caller_done_ = true;
+      } else {
+        upstream_running_ = false;
+      }
+      if (!caller_done_ || upstream_running_) return;
+    }
+    std::atomic<int>* open_calls = open_calls_;
+    ProxyUpstream* upstream = upstream_;
+    delete this;
+    open_calls->fetch_sub(1, std::memory_order_release);
+    upstream->CallEnded();
+  }
+
+  grpc::GenericCallbackServerContext* const server_context_;
+  ProxyUpstream* const upstream_;
+  std::atomic<int>* const open_calls_;
+  std::unique_ptr<grpc::ClientContext> client_context_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+
+  absl::Mutex mu_;
+  bool upstream_running_ ABSL_GUARDED_BY(mu_) = false;
+  bool caller_done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 }  // namespace
 
 grpc::ServerGenericBidiReactor* StartForwardedCall(
     grpc::GenericCallbackServerContext* context, ProxyUpstream* upstream,
-    bool strip_authorization, std::atomic<int>* open_calls) {
-  auto* call =
-      new ForwardedCall(context, upstream, strip_authorization, open_calls);
+    bool known_unary, bool strip_authorization, std::atomic<int>* open_calls) {
+  absl::StatusOr<Metadata> metadata =
+      ForwardableMetadata(*context, strip_authorization);
+  if (!metadata.ok()) {
+    return new RefusedCall(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     std::string(metadata.status().message())));
+  }
+  if (known_unary) {
+    return new ForwardedUnaryCall(context, upstream, *metadata, open_calls);
+  }
+  auto* call = new ForwardedCall(context, upstream, *metadata, open_calls);
   return call->Start();
 }
 

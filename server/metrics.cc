@@ -146,8 +146,10 @@ void ServerMetrics::AddFetcher(const NamedFetcher& fetcher) {
   by_fetcher_.emplace(&fetcher, MakeSeries(fetcher.name));
 }
 
-void ServerMetrics::AddFetcherWhileServing(const NamedFetcher& fetcher) {
-  FetcherSeries series = MakeSeries(fetcher.name);
+void ServerMetrics::AddFetcherWhileServing(const NamedFetcher& fetcher,
+                                           const std::string& label) {
+  // prometheus-cpp hands back the series a label already has.
+  FetcherSeries series = MakeSeries(label);
   absl::MutexLock lock(&late_mu_);
   late_by_fetcher_.emplace(&fetcher, series);
 }

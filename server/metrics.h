@@ -53,9 +53,11 @@ class ServerMetrics : public FlightObserver {
   // Creates the series of `fetcher`. REQUIRES: not yet serving.
   void AddFetcher(const NamedFetcher& fetcher);
 
-  // Creates the series of `fetcher` while serving. Thread-safe.
-  // REQUIRES: `fetcher` outlives this object.
-  void AddFetcherWhileServing(const NamedFetcher& fetcher);
+  // Creates the series of `fetcher` while serving, labelled `label` (which
+  // several fetchers may share). Thread-safe. The fetcher's address is kept
+  // as a key (never dereferenced).
+  void AddFetcherWhileServing(const NamedFetcher& fetcher,
+                              const std::string& label);
 
   // Makes the gauges read `group`'s flights at each scrape.
   // REQUIRES: not yet serving; `group` and `registry` outlive this object.

@@ -12,17 +12,11 @@
 #include "server/grpc_status.h"
 #include "server/logging.h"
 #include "server/proxy_fetcher.h"
+#include "server/refused_call.h"
 #include "server/upstream_reflection.h"
 
 namespace singleflight {
 namespace {
-
-// A call refused before it was forwarded.
-class RefusedCall : public grpc::ServerGenericBidiReactor {
- public:
-  explicit RefusedCall(const grpc::Status& status) { Finish(status); }
-  void OnDone() override { delete this; }
-};
 
 absl::Status Located(const std::string& origin, const absl::Status& status) {
   return absl::Status(status.code(),
@@ -46,6 +40,22 @@ absl::StatusOr<std::unique_ptr<ProxyService>> ProxyService::Create(
     FetcherPolicy policy = entry.policy;
     absl::Status valid = ValidatePolicy(policy);
     if (!valid.ok()) return Located(entry.origin, valid);
+    for (const std::string& name : policy.forward_metadata) {
+      if (!IsEndToEndMetadata(name)) {
+        return Located(entry.origin,
+                       absl::InvalidArgumentError(absl::StrCat(
+                           "forward_metadata \"", name,
+                           "\" is set by each hop (grpc-*, hop-by-hop "
+                           "headers) and cannot be forwarded")));
+      }
+      if (name == "authorization" && access->enabled()) {
+        return Located(
+            entry.origin,
+            absl::InvalidArgumentError(
+                "forward_metadata \"authorization\" would send this tier's "
+                "caller token upstream (caller tokens are configured)"));
+      }
+    }
     absl::StatusOr<Metadata> headers =
         LowerCaseAndCheck(policy.headers, "header");
     if (!headers.ok()) return Located(entry.origin, headers.status());
@@ -63,18 +73,23 @@ absl::StatusOr<std::unique_ptr<ProxyService>> ProxyService::Create(
         "proxy: TLS files (ca_file, ...) need tls: true "
         "(--proxy_upstream_tls)");
   }
-  // Responses as large as any pattern's max_value_bytes, and forwarded
-  // ones as large as requests may be.
-  size_t max_receive = max_message_bytes;
+  // Coalesced responses may be as large as their pattern's max_value_bytes;
+  // forwarded messages as large as requests may be (max_message_bytes), so
+  // that a call held open by a caller that does not read holds at most that.
+  size_t max_value = 0;
   for (const Pattern& pattern : proxy->patterns_) {
-    max_receive = std::max(max_receive, pattern.policy.max_value_bytes);
+    max_value = std::max(max_value, pattern.policy.max_value_bytes);
   }
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeBackendChannel(
-      config.upstream, config.tls, config.tls_files, max_receive);
-  if (!channel.ok()) {
-    return Located("proxy", channel.status());
+  for (auto [upstream, max_receive] :
+       {std::pair{&proxy->upstream_, max_message_bytes},
+        std::pair{&proxy->coalescing_upstream_,
+                  std::max(max_value, max_message_bytes)}}) {
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeBackendChannel(
+        config.upstream, config.tls, config.tls_files, max_receive);
+    if (!channel.ok()) return Located("proxy", channel.status());
+    *upstream = std::make_unique<ProxyUpstream>(*std::move(channel));
   }
-  proxy->upstream_ = std::make_unique<ProxyUpstream>(*std::move(channel));
+  proxy->max_calls_ = config.max_calls;
 
   if (!config.descriptor_set.empty()) {
     absl::StatusOr<UpstreamMethods> methods =
@@ -85,7 +100,7 @@ absl::StatusOr<std::unique_ptr<ProxyService>> ProxyService::Create(
   } else if (!proxy->patterns_.empty() &&
              reflection_timeout > absl::ZeroDuration()) {
     absl::StatusOr<UpstreamMethods> methods = DiscoverUpstreamMethods(
-        proxy->upstream_->channel(), reflection_timeout);
+        proxy->coalescing_upstream_->channel(), reflection_timeout);
     if (methods.ok()) {
       proxy->methods_ = *std::move(methods);
       proxy->methods_source_ = "the upstream's reflection";
@@ -136,8 +151,9 @@ absl::StatusOr<std::unique_ptr<ProxyService>> ProxyService::Create(
 }
 
 ProxyService::~ProxyService() {
-  // Null when Create failed before making it.
+  // Null when Create failed before making them.
   if (upstream_ != nullptr) upstream_->WaitForCalls();
+  if (coalescing_upstream_ != nullptr) coalescing_upstream_->WaitForCalls();
 }
 
 std::string ProxyService::Describe() const {
@@ -180,11 +196,15 @@ std::unique_ptr<NamedFetcher> ProxyService::MakeCoalescer(
     absl::string_view method, const Pattern& pattern) {
   auto fetcher = std::make_unique<NamedFetcher>(
       std::string(method), absl::StrCat("proxy:", method), pattern.policy,
-      std::make_unique<ProxyFetcher>(upstream_.get(), std::string(method),
-                                     pattern.policy));
+      std::make_unique<ProxyFetcher>(coalescing_upstream_.get(),
+                                     std::string(method), pattern.policy));
   // The methods of a pattern share its limit.
   fetcher->limiter = pattern.limiter;
-  metrics_->AddFetcherWhileServing(*fetcher);
+  // Methods coalesced on trust are counted under their pattern, so that
+  // made-up method names cannot multiply the series.
+  metrics_->AddFetcherWhileServing(
+      *fetcher, methods_.has_value() ? std::string(method)
+                                     : pattern.pattern.text() + "*");
   return fetcher;
 }
 
@@ -197,7 +217,10 @@ const NamedFetcher* ProxyService::CoalescerOf(absl::string_view method) {
     if (methods_.has_value()) return nullptr;
   }
   const Pattern* pattern = CoalescingPattern(method);
-  if (pattern == nullptr || !IsMethodPath(method)) return nullptr;
+  if (pattern == nullptr || !IsMethodPath(method) ||
+      method.size() > kMaxTrustedMethodLength) {
+    return nullptr;
+  }
   absl::MutexLock lock(&mu_);
   auto it = coalescers_.find(method);
   if (it != coalescers_.end()) return it->second.get();
@@ -229,10 +252,22 @@ grpc::ServerGenericBidiReactor* ProxyService::CreateReactor(
       return new RefusedCall(ToGrpcStatus(allowed));
     }
   }
+  if (max_calls_ > 0 &&
+      open_calls_.load(std::memory_order_relaxed) >= max_calls_) {
+    metrics_->Refused(nullptr, "proxy_max_calls");
+    return new RefusedCall(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("the proxy has ", max_calls_,
+                     " calls open (proxy max_calls); try again later")));
+  }
   if (const NamedFetcher* fetcher = CoalescerOf(context->method())) {
     return StartCoalescedCall(context, group_, fetcher, metrics_, &open_calls_);
   }
-  return StartForwardedCall(context, upstream_.get(),
+  MethodKind kind;
+  bool known_unary = methods_.has_value() &&
+                     methods_->Find(context->method(), kind) &&
+                     kind == MethodKind::kUnary;
+  return StartForwardedCall(context, upstream_.get(), known_unary,
                             /*strip_authorization=*/access_.enabled(),
                             &open_calls_);
 }

@@ -39,7 +39,9 @@ namespace singleflight {
 // Each coalesced method is a NamedFetcher of its own, named by its path, so
 // that InFlight, Forget, metrics and logs cover proxied flights like any
 // other; the methods of one pattern share its policy and its concurrency
-// limiter.
+// limiter. (Methods coalesced on trust are counted in metrics under their
+// pattern.) At most ProxyConfig::max_calls calls are open at once; further
+// ones get RESOURCE_EXHAUSTED.
 //
 // Thread-safe. REQUIRES: `group`, `metrics` and `access` outlive the
 // service; the server that serves it is shut down, and the group's flights
@@ -50,6 +52,8 @@ class ProxyService : public grpc::CallbackGenericService {
   // further method names are forwarded one to one, so that callers cannot
   // make the server hold state for any number of made-up names.
   static constexpr size_t kMaxTrustedMethods = 1000;
+  // Longer method names are never coalesced on trust.
+  static constexpr size_t kMaxTrustedMethodLength = 256;
 
   // Builds the proxy of `config` (config.upstream not empty): checks its
   // patterns and policies, makes the channel, and reads the descriptor set,
@@ -103,7 +107,13 @@ class ProxyService : public grpc::CallbackGenericService {
   Group* const group_;
   ServerMetrics* const metrics_;
   const AccessControl& access_;
+  // Forwarded calls go through `upstream_`, coalesced ones through
+  // `coalescing_upstream_`: the same server, with receive limits of their
+  // own.
   std::unique_ptr<ProxyUpstream> upstream_;
+  std::unique_ptr<ProxyUpstream> coalescing_upstream_;
+  // Calls open at once, at most (0: no limit); beyond, RESOURCE_EXHAUSTED.
+  int max_calls_ = 0;
   std::vector<Pattern> patterns_;
   // Kinds of the upstream's methods, when known.
   std::optional<UpstreamMethods> methods_;

@@ -60,7 +60,14 @@ class ProxyUpstream {
 // names, which each hop sets for itself.
 bool IsEndToEndMetadata(absl::string_view name);
 
-// The end-to-end entries of `metadata`, as received from a peer.
+// Whether gRPC can send metadata `name: value`: gRPC 1.51 accepts on receipt
+// names and values it refuses to send (upper case, bytes outside printable
+// ASCII in a value whose name does not end in -bin), and aborts the process
+// when asked to send them.
+bool IsSendableMetadata(absl::string_view name, absl::string_view value);
+
+// The end-to-end entries of `metadata`, as received from a peer, that gRPC
+// can send on; others are dropped.
 Metadata EndToEndMetadata(
     const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
 

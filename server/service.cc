@@ -6,19 +6,12 @@
 #include "server/do_reactor.h"
 #include "server/do_stream_reactor.h"
 #include "server/grpc_status.h"
+#include "server/refused_call.h"
 #include "server/request_validation.h"
 
 namespace singleflight {
 
 namespace {
-
-// A DoStream refused before it started.
-class RefusedStream
-    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
- public:
-  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
-  void OnDone() override { delete this; }
-};
 
 const char* RefusalReason(const absl::Status& status) {
   return status.code() == absl::StatusCode::kPermissionDenied
@@ -60,10 +53,10 @@ grpc::ServerUnaryReactor* SingleFlightService::Do(
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 SingleFlightService::DoStream(grpc::CallbackServerContext* context) {
   absl::Status allowed = Admit(context, Role::kCaller);
-  if (!allowed.ok()) return new RefusedStream(ToGrpcStatus(allowed));
+  if (!allowed.ok()) return new RefusedCall(ToGrpcStatus(allowed));
   // A drain that begins after this check is seen by the reactor itself.
   if (streams_.draining()) {
-    return new RefusedStream(
+    return new RefusedCall(
         grpc::Status(grpc::StatusCode::UNAVAILABLE, kShuttingDownMessage));
   }
   return new DoStreamReactor(context, group_, registry_, metrics_,

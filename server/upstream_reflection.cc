@@ -86,9 +86,10 @@ class Exchange
 };
 
 absl::Status FromGrpc(const grpc::Status& status) {
-  return absl::Status(
-      static_cast<absl::StatusCode>(status.error_code()),
-      absl::StrCat("upstream reflection: ", status.error_message()));
+  absl::StatusCode code = static_cast<absl::StatusCode>(status.error_code());
+  return absl::Status(code, absl::StrCat("upstream reflection: ",
+                                         absl::StatusCodeToString(code), " ",
+                                         status.error_message()));
 }
 
 }  // namespace

@@ -1,10 +1,14 @@
 // End-to-end tests of proxy mode: singleflightd with --proxy_upstream in
 // front of a real upstream gRPC server (in this process), called by an
 // unchanged generated client of the upstream's service.
+#include <arpa/inet.h>
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -171,6 +175,18 @@ TEST_F(ProxyTest, UnnamedMethodsAreForwardedOneToOne) {
     EXPECT_EQ(Only(one.initial, "x-upstream-key"), "plain");
   }
   EXPECT_THAT(numbers, SizeIs(5));
+  // Known unary from reflection: the short path carries errors, details and
+  // trailers as well.
+  GetRequest failing = Request("plain-failing");
+  failing.set_fail_code(static_cast<int>(grpc::StatusCode::ABORTED));
+  failing.set_fail_message("aborted upstream");
+  failing.set_fail_details("details-bytes");
+  Seen failed = Get(failing);
+  EXPECT_EQ(failed.status.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(failed.status.error_message(), "aborted upstream");
+  EXPECT_EQ(failed.status.error_details(), "details-bytes");
+  EXPECT_EQ(Only(failed.trailing, "x-upstream-call"), "1");
+  EXPECT_EQ(Only(failed.initial, "x-upstream-key"), "plain-failing");
 }
 
 TEST_F(ProxyTest, ErrorsDetailsAndTrailersReachEveryWaiter) {
@@ -372,6 +388,22 @@ TEST_F(ProxyTest, AnUnreachableUpstreamIsUnavailable) {
              {std::string("--proxy_coalesce=") + kGet});
   EXPECT_EQ(Get(Request("x")).status.error_code(),
             grpc::StatusCode::UNAVAILABLE);
+  // And forwarded on the short path for known unary methods.
+  google::protobuf::FileDescriptorSet set;
+  GetRequest::descriptor()->file()->CopyTo(set.add_file());
+  std::string path = ::testing::TempDir() + "unreachable.pb";
+  std::ofstream(path, std::ios::binary) << set.SerializeAsString();
+  auto described =
+      ServerProcess::Start({absl::StrCat("--proxy_upstream=127.0.0.1:", port),
+                            "--proxy_descriptor_set=" + path});
+  ASSERT_TRUE(described.ok()) << described.status();
+  auto described_stub = Upstream::NewStub(grpc::CreateChannel(
+      (*described)->target(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext unary_context;
+  GetReply unary_reply;
+  EXPECT_EQ(described_stub->Get(&unary_context, Request("x"), &unary_reply)
+                .error_code(),
+            grpc::StatusCode::UNAVAILABLE);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
   auto reader = stub_->Watch(&context, Request("w"));
@@ -466,6 +498,106 @@ TEST_F(ProxyTest, MalformedCallsGetAClearStatusAndTheProxyGoesOn) {
       SendRaw(generic, "/singleflight.testing.Upstream/Nope", {""});
   EXPECT_EQ(missing.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_TRUE(Get(Request("after")).status.ok());
+}
+
+// One HTTP/2 frame.
+std::string Frame(uint8_t type, uint8_t flags, uint32_t stream,
+                  const std::string& payload) {
+  std::string frame;
+  for (int shift : {16, 8, 0}) frame.push_back(char(payload.size() >> shift));
+  frame.push_back(char(type));
+  frame.push_back(char(flags));
+  for (int shift : {24, 16, 8, 0}) frame.push_back(char(stream >> shift));
+  return frame + payload;
+}
+
+// An HPACK literal header without indexing (short strings, no Huffman).
+std::string Literal(const std::string& name, const std::string& value) {
+  return std::string(1, '\0') + char(name.size()) + name + char(value.size()) +
+         value;
+}
+
+// Sends one gRPC call of `path` with the extra header `name: value`, as a
+// raw HTTP/2 client that checks nothing (gRPC's own clients refuse to send
+// such headers), and reads the answer for up to a second.
+void SendRawCall(int port, const std::string& path, const std::string& name,
+                 const std::string& value, const std::string& message) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+            0);
+  std::string headers = Literal(":method", "POST") +
+                        Literal(":scheme", "http") + Literal(":path", path) +
+                        Literal(":authority", "x") +
+                        Literal("content-type", "application/grpc") +
+                        Literal("te", "trailers") + Literal(name, value);
+  std::string framed(1, '\0');
+  for (int shift : {24, 16, 8, 0})
+    framed.push_back(char(message.size() >> shift));
+  framed += message;
+  std::string bytes = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + Frame(4, 0, 0, "") +
+                      Frame(1, 4, 1, headers) + Frame(0, 1, 1, framed);
+  ASSERT_EQ(write(fd, bytes.data(), bytes.size()), ssize_t(bytes.size()));
+  timeval timeout = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  char buffer[4096];
+  while (read(fd, buffer, sizeof(buffer)) > 0) {
+  }
+  close(fd);
+}
+
+TEST_F(ProxyTest, MetadataGrpcCannotSendIsRefusedNotForwarded) {
+  StartBoth(/*reflection=*/true,
+            {std::string("--proxy_coalesce=") + kGet, "--config=" + [] {
+               std::string path = ::testing::TempDir() + "proxy_forward.yaml";
+               std::ofstream(path)
+                   << "proxy:\n  coalesce:\n    - method: "
+                      "/singleflight.testing.Upstream/Exchange\n"
+                      "      key_metadata: [x-bad]\n"
+                      "      forward_metadata: [x-bad]\n";
+               return path;
+             }()});
+  int port =
+      std::stoi(server_->target().substr(server_->target().rfind(':') + 1));
+  std::string request = Request("raw").SerializeAsString();
+  // Forwarded (Watch), coalesced (Get), coalesced and forwarded by policy.
+  for (const char* path : {"/singleflight.testing.Upstream/Watch", kGet,
+                           "/singleflight.testing.Upstream/Exchange"}) {
+    SendRawCall(port, path, "x-bad", "a\x01b", request);
+    SendRawCall(port, path, "X-Upper", "v", request);
+    SendRawCall(port, path, "x-high", "caf\xe9", request);
+  }
+  // Still serving; only well-formed metadata went up.
+  EXPECT_TRUE(Get(Request("after-raw")).status.ok());
+}
+
+TEST_F(ProxyTest, CallsBeyondMaxCallsAreRefused) {
+  upstream_ = UpstreamServer::Start(nullptr, /*reflection=*/true);
+  ASSERT_NE(upstream_, nullptr);
+  std::string config = ::testing::TempDir() + "proxy_max_calls.yaml";
+  std::ofstream(config) << "proxy:\n  max_calls: 2\n";
+  StartProxy(absl::StrCat("127.0.0.1:", upstream_->port()),
+             {"--config=" + config});
+  GetRequest hang = Request("held");
+  hang.set_hang(true);
+  std::vector<std::unique_ptr<grpc::ClientContext>> held;
+  std::vector<std::unique_ptr<grpc::ClientReader<GetReply>>> readers;
+  for (int i = 0; i < 2; ++i) {
+    held.push_back(std::make_unique<grpc::ClientContext>());
+    readers.push_back(stub_->Watch(held.back().get(), hang));
+  }
+  ASSERT_TRUE(upstream_->WaitForCalls("held", 2, absl::Seconds(10)));
+  Seen refused = Get(Request("third"));
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.status.error_message(), HasSubstr("max_calls"));
+  for (auto& context : held) context->TryCancel();
+  for (auto& reader : readers) reader->Finish();
+  EXPECT_TRUE(PollUntil(absl::Seconds(10),
+                        [this] { return Get(Request("fourth")).status.ok(); }));
 }
 
 TEST_F(ProxyTest, CallersCancellingAtAnyMomentLeaveNothingBehind) {

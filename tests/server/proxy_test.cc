@@ -223,7 +223,8 @@ TEST(ProxyConfigTest, BadSectionsAreRefusedWithTheirLine) {
   for (const Bad& bad : {
            Bad{"proxy:\n  upstream: a:1\n  coalesce: /a.B/C\n",
                ":3: coalesce must be a list"},
-           Bad{"proxy:\n  coalesce: [/a.B/C]\n", ":2: proxy needs an upstream"},
+           Bad{"proxy:\n  upstream: a:1\n  max_calls: lots\n",
+               ":3: \"lots\" is not a whole number"},
            Bad{"proxy:\n  upstream: a:1\n  upstrem: b\n",
                ":3: unknown key \"upstrem\""},
            Bad{"proxy:\n  upstream: a:1\n  coalesce:\n    - timeout: 1s\n",
