@@ -253,8 +253,14 @@ class Processes:
             rb"listening on 127\.0\.0\.1:(\d+)")
         sfd = os.path.join(bin_dir, "singleflightd")
         listening = rb"singleflightd listening on 127\.0\.0\.1:(\d+)"
+        # The upstream has no reflection: a descriptor set tells the proxy
+        # that its methods are unary.
+        descriptors = os.path.join(self.workdir, "proxy_upstream.pb")
+        subprocess.run(["protoc", f"--proto_path={ROOT}/bench", "-o",
+                        descriptors, "proxy_upstream.proto"], check=True)
         common = ["--listen=127.0.0.1:0",
                   f"--proxy_upstream=127.0.0.1:{self.upstream_port}",
+                  f"--proxy_descriptor_set={descriptors}",
                   "--log_level=warning"]
         self.plain, self.plain_port = self._spawn(
             "singleflightd", [sfd, *common], listening)

@@ -10,7 +10,7 @@ packages=(
   grpc-proto libabsl-dev libyaml-cpp-dev libcurl4-openssl-dev prometheus-cpp-dev libspdlog-dev openssl libssl-dev
   curl python3-grpcio python3-protobuf jq haproxy docker-compose libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev python3-venv python3-wheel
-  prometheus yamllint python3-yaml
+  prometheus yamllint python3-yaml nghttp2-client
   "$@"
 )
 

@@ -8,7 +8,7 @@
 #                   clients installed as packages, the buf curl commands
 #                   of docs/OPERATING.md, buf lint and buf breaking of
 #                   proto/, the benchmarks with tiny bounds
-#                   (scripts/bench.py --quick, the proxy bench), and an
+#                   (scripts/bench.py --quick, the proxy benches), and an
 #                   out-of-tree build against the installed client library,
 #                   the compose file, and three replicas behind HAProxy;
 #                   the locking annotations under clang's -Wthread-safety,
@@ -77,6 +77,8 @@ bounded /usr/bin/python3 scripts/bench.py --quick --skip-go \
 rm -rf "$bench_out"
 bounded tests/deploy/proxy_bench.py --bin=build/bin --targets=direct,haproxy \
   --rounds=1 --duration=1s --scenario=throughput > /dev/null
+bounded /usr/bin/python3 scripts/grpc_proxy_bench.py --bin=build/bin --quick \
+  > /dev/null
 
 step "locking annotations: clang -Wthread-safety"
 bounded scripts/check-thread-safety.sh build

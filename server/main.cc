@@ -90,8 +90,7 @@ ABSL_FLAG(std::optional<int>, max_waiters, std::nullopt,
 ABSL_FLAG(std::optional<std::string>, proxy_upstream, std::nullopt,
           "HOST:PORT of a gRPC server to proxy: every method this server does "
           "not serve itself is forwarded there (docs/GRPC_PROXY.md)");
-ABSL_FLAG(std::optional<bool>, proxy_upstream_tls, std::nullopt,
-          "speak TLS to --proxy_upstream (default false)");
+ABSL_FLAG(bool, proxy_upstream_tls, false, "speak TLS to --proxy_upstream");
 ABSL_FLAG(std::optional<std::string>, proxy_ca_file, std::nullopt,
           "PEM roots that --proxy_upstream's certificate must chain to "
           "(default: the system's)");
@@ -153,7 +152,9 @@ singleflight::ConfigOverrides OverridesFromFlags(
   overrides.drain_grace = absl::GetFlag(FLAGS_drain_grace);
   overrides.fetchers = std::move(fetcher_flags);
   overrides.proxy_upstream = absl::GetFlag(FLAGS_proxy_upstream);
-  overrides.proxy_upstream_tls = absl::GetFlag(FLAGS_proxy_upstream_tls);
+  if (SpecifiedOnCommandLine("proxy_upstream_tls")) {
+    overrides.proxy_upstream_tls = absl::GetFlag(FLAGS_proxy_upstream_tls);
+  }
   overrides.proxy_ca_file = absl::GetFlag(FLAGS_proxy_ca_file);
   overrides.proxy_descriptor_set = absl::GetFlag(FLAGS_proxy_descriptor_set);
   overrides.proxy_coalesce = std::move(coalesce_flags);

@@ -6,6 +6,7 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,6 +27,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "gtest/gtest.h"
+#include "tests/testing/certificates.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/upstream_server.h"
 #include "upstream.grpc.pb.h"
@@ -519,7 +521,7 @@ std::string Literal(const std::string& name, const std::string& value) {
 
 // Sends one gRPC call of `path` with the extra header `name: value`, as a
 // raw HTTP/2 client that checks nothing (gRPC's own clients refuse to send
-// such headers), and reads the answer for up to a second.
+// such headers), and reads the answer for up to 300 ms.
 void SendRawCall(int port, const std::string& path, const std::string& name,
                  const std::string& value, const std::string& message) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -542,7 +544,7 @@ void SendRawCall(int port, const std::string& path, const std::string& name,
   std::string bytes = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + Frame(4, 0, 0, "") +
                       Frame(1, 4, 1, headers) + Frame(0, 1, 1, framed);
   ASSERT_EQ(write(fd, bytes.data(), bytes.size()), ssize_t(bytes.size()));
-  timeval timeout = {1, 0};
+  timeval timeout = {0, 300000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   char buffer[4096];
   while (read(fd, buffer, sizeof(buffer)) > 0) {
@@ -573,6 +575,49 @@ TEST_F(ProxyTest, MetadataGrpcCannotSendIsRefusedNotForwarded) {
   }
   // Still serving; only well-formed metadata went up.
   EXPECT_TRUE(Get(Request("after-raw")).status.ok());
+}
+
+TEST_F(ProxyTest, SpeaksTlsToTheUpstreamCheckedAgainstItsCa) {
+  TestCertificates certificates;
+  ASSERT_TRUE(certificates.ok()) << "openssl failed";
+  grpc::SslServerCredentialsOptions options;
+  options.pem_key_cert_pairs.push_back(
+      {certificates.Pem("server.key"), certificates.Pem("server.pem")});
+  upstream_ = UpstreamServer::Start(grpc::SslServerCredentials(options),
+                                    /*reflection=*/true);
+  ASSERT_NE(upstream_, nullptr);
+  std::string address = absl::StrCat("127.0.0.1:", upstream_->port());
+  StartProxy(address, {"--proxy_upstream_tls",
+                       "--proxy_ca_file=" + certificates.Path("ca.pem"),
+                       std::string("--proxy_coalesce=") + kGet});
+  std::vector<Seen> seen = GetConcurrently(10, Request("secure", 300));
+  for (const Seen& one : seen)
+    EXPECT_TRUE(one.status.ok()) << one.status.error_message();
+  EXPECT_EQ(upstream_->Calls("secure"), 1);
+  // Against another CA, the upstream is not trusted.
+  StartProxy(address, {"--proxy_upstream_tls",
+                       "--proxy_ca_file=" + certificates.Path("rogue_ca.pem"),
+                       std::string("--proxy_coalesce=") + kGet});
+  EXPECT_EQ(Get(Request("secure")).status.error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(ProxyTest, APatternsTimeoutEndsItsFlightsAndCancelsTheUpstreamCall) {
+  upstream_ = UpstreamServer::Start(nullptr, /*reflection=*/true);
+  ASSERT_NE(upstream_, nullptr);
+  std::string config = ::testing::TempDir() + "proxy_timeout.yaml";
+  std::ofstream(config) << "proxy:\n  coalesce:\n    - method: " << kGet
+                        << "\n      timeout: 300ms\n";
+  StartProxy(absl::StrCat("127.0.0.1:", upstream_->port()),
+             {"--config=" + config});
+  GetRequest hang = Request("too-slow");
+  hang.set_hang(true);
+  std::vector<Seen> seen = GetConcurrently(3, hang);
+  for (const Seen& one : seen) {
+    EXPECT_EQ(one.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  EXPECT_EQ(upstream_->Calls("too-slow"), 1);
+  EXPECT_TRUE(upstream_->WaitForCancelled("too-slow", absl::Seconds(10)));
 }
 
 TEST_F(ProxyTest, CallsBeyondMaxCallsAreRefused) {
