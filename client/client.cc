@@ -122,7 +122,10 @@ absl::StatusOr<DoResult> Client::Do(const std::string& key,
   v1::DoResponse response;
   grpc::Status status = stub_->Do(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
-  return DoResult{std::move(*response.mutable_value()), response.shared()};
+  return DoResult{std::move(*response.mutable_value()), response.shared(),
+                  absl::Seconds(response.age().seconds()) +
+                      absl::Nanoseconds(response.age().nanos()),
+                  response.stale()};
 }
 
 absl::Status Client::DoStream(
@@ -153,6 +156,19 @@ absl::StatusOr<bool> Client::Forget(const std::string& key,
   grpc::Status status = stub_->Forget(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
   return response.forgotten();
+}
+
+absl::StatusOr<uint64_t> Client::Purge(const std::string& key_prefix,
+                                       const std::string& fetcher) {
+  grpc::ClientContext context;
+  Prepare(context, "");
+  v1::PurgeRequest request;
+  request.set_key_prefix(key_prefix);
+  request.set_fetcher(fetcher);
+  v1::PurgeResponse response;
+  grpc::Status status = stub_->Purge(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response.dropped();
 }
 
 absl::StatusOr<v1::InFlightResponse> Client::InFlight() {

@@ -21,6 +21,10 @@ struct DoResult {
   std::string value;
   // True if the call shared its flight with another caller.
   bool shared = false;
+  // For a value from the fetcher's cache: how long ago it was executed, and
+  // whether it was served past its time to live.
+  absl::Duration age = absl::ZeroDuration();
+  bool stale = false;
 };
 
 // Retries of calls that fail with UNAVAILABLE (the server could not be
@@ -91,6 +95,11 @@ class Client {
   absl::Status DoStream(
       const std::vector<v1::DoRequest>& requests,
       const std::function<void(const v1::DoResponse&)>& on_reply);
+
+  // Drops the fetcher's cached values whose key starts with `key_prefix`,
+  // for every tenant (an admin call). Returns how many were dropped.
+  absl::StatusOr<uint64_t> Purge(const std::string& key_prefix,
+                                 const std::string& fetcher = "");
 
   // Go's Forget. Returns whether a flight for the key was in progress.
   absl::StatusOr<bool> Forget(const std::string& key,

@@ -80,7 +80,10 @@ Usage: sfctl [--target=HOST:PORT] [--timeout=DURATION] [--json]
 
 Commands (their options may come before or after their arguments):
   do KEY [--fetcher=F] [--payload=P] [-n N]
-      Joins or starts the flight for KEY and prints its value. With -n N
+      Joins or starts the flight for KEY and prints its value; a value from
+      the fetcher's cache is followed by a line
+        age=DURATION stale=BOOL
+      With -n N
       (N > 1), N callers call at once and one summary line is printed:
         replies=R shared=S errors=E distinct_values=V
       (R calls got a value, S of them shared their flight, E failed, with
@@ -92,7 +95,11 @@ Commands (their options may come before or after their arguments):
         id=ID key=KEY shared=BOOL value=VALUE
         id=ID key=KEY error=CODE: message
   forget KEY [--fetcher=F]
-      Go's Forget: prints forgotten=true if a flight for KEY was running.
+      Go's Forget: prints forgotten=true if a flight for KEY was running
+      (and drops KEY's cached value, if the fetcher has a cache policy).
+  purge [PREFIX] [--fetcher=F]
+      Drops every cached value of the fetcher whose key starts with PREFIX
+      (all of them without one), for every tenant: prints dropped=N.
   inflight [--watch [--watch_interval=1s] [--watch_count=N]]
       Prints the flights in progress, oldest first:
         fetcher=F key=KEY waiters=N age=DURATION forgotten=BOOL
@@ -173,11 +180,17 @@ int DoOnce(Client& client, const std::string& key, bool json) {
     auto& fields = *reply.mutable_fields();
     fields["value"].set_string_value(absl::Base64Escape(result->value));
     fields["shared"].set_bool_value(result->shared);
+    fields["age_seconds"] = NumberValue(absl::ToDoubleSeconds(result->age));
+    fields["stale"].set_bool_value(result->stale);
     PrintJson(reply);
     return 0;
   }
   std::fwrite(result->value.data(), 1, result->value.size(), stdout);
   std::fputc('\n', stdout);
+  if (result->age > absl::ZeroDuration() || result->stale) {
+    absl::PrintF("age=%s stale=%s\n", absl::FormatDuration(result->age),
+                 result->stale ? "true" : "false");
+  }
   return 0;
 }
 
@@ -292,6 +305,20 @@ int Forget(Client& client, const std::string& key, bool json) {
     PrintJson(response);
   } else {
     absl::PrintF("forgotten=%s\n", *forgotten ? "true" : "false");
+  }
+  return 0;
+}
+
+int Purge(Client& client, const std::string& prefix, bool json) {
+  absl::StatusOr<uint64_t> dropped =
+      client.Purge(prefix, absl::GetFlag(FLAGS_fetcher));
+  if (!dropped.ok()) return CallFailed(dropped.status());
+  if (json) {
+    v1::PurgeResponse response;
+    response.set_dropped(*dropped);
+    PrintJson(response);
+  } else {
+    absl::PrintF("dropped=%d\n", *dropped);
   }
   return 0;
 }
@@ -469,6 +496,10 @@ int Run(const std::vector<std::string>& args) {
     if (operands != 1) return UsageError("forget takes exactly one KEY");
     return Forget(*client, args[1], json);
   }
+  if (command == "purge") {
+    if (operands > 1) return UsageError("purge takes at most one PREFIX");
+    return Purge(*client, operands == 1 ? args[1] : "", json);
+  }
   if (command == "inflight") {
     if (operands != 0) return UsageError("inflight takes no arguments");
     if (absl::GetFlag(FLAGS_watch)) {
@@ -482,7 +513,8 @@ int Run(const std::vector<std::string>& args) {
     return Health(*client, operands == 1 ? args[1] : "", json);
   }
   return UsageError(absl::StrFormat(
-      "unknown command \"%s\" (known: do, stream, forget, inflight, health)",
+      "unknown command \"%s\" (known: do, stream, forget, purge, inflight, "
+      "health)",
       command));
 }
 

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +14,8 @@
 #include "absl/time/time.h"
 #include "core/cancellation.h"
 #include "core/concurrency_limiter.h"
+#include "core/flight_result.h"
+#include "core/result_cache.h"
 
 namespace singleflight {
 
@@ -32,6 +35,10 @@ struct FetchRequest {
   // execution timed out, or the server is stopping: Group::FailAll). Never
   // null.
   std::shared_ptr<CancellationSignal> cancellation;
+  // Where a fetcher that knows how long its value stays good (HTTP's
+  // Cache-Control) says so, before it calls `done`; null when the fetcher's
+  // cache policy does not respect such directives.
+  std::optional<CacheDirectives>* directives = nullptr;
 };
 
 // Receives the result of one execution. May be called from any thread.
@@ -108,6 +115,9 @@ struct FetcherPolicy {
   size_t max_value_bytes = size_t{64} << 20;
   // TLS to the backend, for the fetchers that speak it (https:, grpcs:).
   BackendTls tls;
+  // Freshness: keep values (and chosen errors) beyond their flight. Off by
+  // default: then a finished flight is gone, as in Go.
+  CachePolicy cache;
 };
 
 // A fetcher under the name callers select it by, with its policy.
@@ -123,6 +133,9 @@ struct NamedFetcher {
       limiter = std::make_shared<ConcurrencyLimiter>(
           this->policy.max_concurrency, this->policy.max_queue);
     }
+    if (this->policy.cache.enabled()) {
+      cache = std::make_shared<ResultCache>(this->policy.cache);
+    }
   }
 
   const std::string name;
@@ -135,6 +148,9 @@ struct NamedFetcher {
   std::shared_ptr<ConcurrencyLimiter> limiter;
   // Flights of this fetcher in progress, for policy.max_flights.
   mutable std::atomic<int> flights{0};
+  // Its values beyond their flights (policy.cache); null when off. Shared,
+  // so that a refresh's waiter can outlive the fetcher.
+  std::shared_ptr<ResultCache> cache;
 };
 
 }  // namespace singleflight

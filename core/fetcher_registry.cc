@@ -32,6 +32,21 @@ absl::Status ValidatePolicy(FetcherPolicy& policy) {
   if (policy.linger < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("linger must not be negative");
   }
+  const CachePolicy& cache = policy.cache;
+  for (absl::Duration duration : {cache.ttl, cache.stale_while_revalidate,
+                                  cache.stale_if_error, cache.negative_ttl}) {
+    if (duration < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("cache durations must not be negative");
+    }
+  }
+  if (cache.max_bytes == 0) {
+    return absl::InvalidArgumentError("cache max_bytes must be positive");
+  }
+  if (cache.negative_ttl > absl::ZeroDuration() &&
+      cache.negative_codes.empty()) {
+    return absl::InvalidArgumentError(
+        "cache negative_ttl needs negative_codes (which errors to keep)");
+  }
   for (auto* names : {&policy.key_metadata, &policy.forward_metadata}) {
     for (std::string& metadata_name : *names) {
       metadata_name = absl::AsciiStrToLower(metadata_name);

@@ -58,6 +58,63 @@ Group::Group(TimerQueue* timers, FlightObserver* observer)
 
 Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
                         Waiter waiter) {
+  if (fetcher.cache != nullptr) {
+    return DoCached(fetcher, call, std::move(waiter));
+  }
+  return DoFlight(fetcher, call, std::move(waiter));
+}
+
+Group::Ticket Group::DoCached(const NamedFetcher& fetcher, const Call& call,
+                              Waiter waiter) {
+  const std::shared_ptr<ResultCache>& cache = fetcher.cache;
+  absl::Time now = absl::Now();
+  ResultCache::Found found = cache->Find(call.scope, call.key, now);
+  if (found.kind != ResultCache::Kind::kMiss) {
+    if (found.refresh) Refresh(fetcher, call);
+    waiter(Outcome{std::move(found.result), /*shared=*/true, found.age,
+                   /*stale=*/found.kind == ResultCache::Kind::kStale});
+    return Ticket();
+  }
+  // The flight's outcome is kept (once: every waiter of a flight holds the
+  // same result), or, if it failed, replaced by the last good value while
+  // stale_if_error allows.
+  return DoFlight(
+      fetcher, call,
+      [cache, scope = std::string(call.scope), key = std::string(call.key),
+       started = now, waiter = std::move(waiter)](Outcome outcome) mutable {
+        absl::Time now = absl::Now();
+        if (cache->Keeps(outcome.status())) {
+          cache->Store(scope, key, outcome.result, now, now - started);
+          waiter(std::move(outcome));
+          return;
+        }
+        cache->RefreshFailed(scope, key, /*background=*/false);
+        ResultCache::Found stale = cache->StaleIfError(scope, key, now);
+        if (stale.kind == ResultCache::Kind::kMiss) {
+          waiter(std::move(outcome));
+          return;
+        }
+        waiter(Outcome{std::move(stale.result), outcome.shared, stale.age,
+                       /*stale=*/true});
+      });
+}
+
+void Group::Refresh(const NamedFetcher& fetcher, const Call& call) {
+  DoFlight(
+      fetcher, call,
+      [cache = fetcher.cache, scope = std::string(call.scope),
+       key = std::string(call.key), started = absl::Now()](Outcome outcome) {
+        absl::Time now = absl::Now();
+        if (cache->Keeps(outcome.status())) {
+          cache->Store(scope, key, outcome.result, now, now - started);
+        } else {
+          cache->RefreshFailed(scope, key, /*background=*/true);
+        }
+      });
+}
+
+Group::Ticket Group::DoFlight(const NamedFetcher& fetcher, const Call& call,
+                              Waiter waiter) {
   KeyView view(fetcher.name, call.scope, call.key);
   Shard& shard = ShardFor(view);
   Ticket ticket;
@@ -116,6 +173,9 @@ Group::Ticket Group::Do(const NamedFetcher& fetcher, const Call& call,
   if (call.metadata != nullptr) request.metadata = *call.metadata;
   request.cancellation = std::shared_ptr<CancellationSignal>(
       ticket.flight_, &ticket.flight_->cancellation);
+  if (fetcher.cache != nullptr && fetcher.policy.cache.respect_cache_control) {
+    request.directives = &ticket.flight_->directives;
+  }
   Start(ticket.flight_, std::move(request));
   return ticket;
 }
@@ -184,10 +244,13 @@ bool Group::RunFetch(const std::shared_ptr<Flight>& flight,
   // Small enough for FetchCallback's inline storage: no allocation.
   auto done = [flight](absl::StatusOr<std::string> value) {
     if (value.ok()) {
-      flight->group->Complete(flight, {absl::OkStatus(), *std::move(value)},
-                              Source::kFetcher, /*cancel_fetch=*/false);
+      // The fetch wrote its directives, if any, before calling back.
+      flight->group->Complete(
+          flight, {absl::OkStatus(), *std::move(value), flight->directives},
+          Source::kFetcher, /*cancel_fetch=*/false);
     } else {
-      flight->group->Complete(flight, {value.status(), ""}, Source::kFetcher,
+      flight->group->Complete(flight, {value.status(), "", std::nullopt},
+                              Source::kFetcher,
                               /*cancel_fetch=*/false);
     }
   };
@@ -386,6 +449,12 @@ Outcome Group::DoSync(const NamedFetcher& fetcher, absl::string_view key,
   });
   ready.WaitForNotification();
   return outcome;
+}
+
+bool Group::Forget(const NamedFetcher& fetcher, absl::string_view key,
+                   absl::string_view scope) {
+  if (fetcher.cache != nullptr) fetcher.cache->Drop(scope, key);
+  return Forget(fetcher.name, key, scope);
 }
 
 bool Group::Forget(absl::string_view fetcher, absl::string_view key,

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -19,23 +20,23 @@
 #include "core/concurrency_limiter.h"
 #include "core/fetcher.h"
 #include "core/flight_observer.h"
+#include "core/flight_result.h"
 #include "core/timer_queue.h"
 #include "core/waiter_list.h"
 
 namespace singleflight {
 
-// The result of one flight, shared by all of its waiters without copying.
-struct FlightResult {
-  absl::Status status;
-  std::string value;  // Empty unless status is OK.
-};
-
 // What one waiter receives, exactly once.
 struct Outcome {
   std::shared_ptr<const FlightResult> result;
-  // True for a waiter that joined a flight (or took a lingering value); for
-  // the waiter that started it, true iff anyone joined.
+  // True for a waiter that joined a flight (or took a lingering or cached
+  // value); for the waiter that started it, true iff anyone joined.
   bool shared = false;
+  // For a value from the fetcher's cache (ResultCache): how long ago its
+  // execution finished, and whether it is past its time to live. Zero and
+  // false for a value just executed.
+  absl::Duration age = absl::ZeroDuration();
+  bool stale = false;
 
   const absl::Status& status() const { return result->status; }
   const std::string& value() const { return result->value; }
@@ -114,6 +115,13 @@ class Group {
   // (a joiner's are ignored). `waiter` is called exactly once: with the
   // flight's outcome, or with the status given to Leave(). It may be called
   // before Do returns.
+  //
+  // With a cache policy (fetcher.cache), the fetcher's ResultCache answers
+  // first: a fresh value or kept error at once; a stale value at once while
+  // one background refresh (itself a flight, with no waiter of the
+  // caller's) runs; otherwise the flight, whose outcome is kept if the
+  // policy keeps it, and whose error becomes the last good value while that
+  // is within stale_if_error.
   Ticket Do(const NamedFetcher& fetcher, const Call& call, Waiter waiter);
   Ticket Do(const NamedFetcher& fetcher, absl::string_view key,
             absl::string_view payload, Waiter waiter) {
@@ -138,6 +146,9 @@ class Group {
   // progress.
   bool Forget(absl::string_view fetcher, absl::string_view key,
               absl::string_view scope = "");
+  // As above, and drops the key's cached value (fetcher.cache) too.
+  bool Forget(const NamedFetcher& fetcher, absl::string_view key,
+              absl::string_view scope);
 
   // Every flight in progress, forgotten ones included (lingering values are
   // not flights).
@@ -230,6 +241,9 @@ class Group {
     // Handed to the fetch as a pointer that shares the flight's ownership
     // (no allocation of its own).
     CancellationSignal cancellation;
+    // Written by the fetch, before it calls back, when the fetcher's cache
+    // respects backend directives (FetchRequest::directives).
+    std::optional<CacheDirectives> directives;
 
     State state ABSL_GUARDED_BY(home->mu) = State::kNew;
     // Set by Forget: the flight is in its shard's `forgotten` set, not its
@@ -275,6 +289,12 @@ class Group {
   Shard& ShardFor(const KeyView& key) {
     return shards_[key.hash >> (sizeof(size_t) * 8 - kShardBits)];
   }
+  // Do without the cache: the flight itself.
+  Ticket DoFlight(const NamedFetcher& fetcher, const Call& call, Waiter waiter);
+  // Do with the fetcher's cache (fetcher.cache not null).
+  Ticket DoCached(const NamedFetcher& fetcher, const Call& call, Waiter waiter);
+  // Starts a flight for `call` whose outcome only refreshes the cache.
+  void Refresh(const NamedFetcher& fetcher, const Call& call);
   // Runs the flight's fetch now, or when its fetcher's limiter allows.
   void Start(const std::shared_ptr<Flight>& flight, FetchRequest request);
   // Calls the fetcher, unless the flight ended while it waited for a slot.

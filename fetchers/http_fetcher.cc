@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "fetchers/cache_control.h"
 
 namespace singleflight {
 namespace {
@@ -58,6 +59,9 @@ struct Transfer {
 
   uint64_t id = 0;
   CURL* easy = nullptr;
+  // Where the answer's Cache-Control goes (FetchRequest::directives), if
+  // the fetcher's cache policy respects it.
+  std::optional<CacheDirectives>* directives = nullptr;
   curl_slist* headers = nullptr;
   // With BackendTls::server_name: where to connect for that name.
   curl_slist* connect_to = nullptr;
@@ -181,6 +185,22 @@ absl::Status HttpError(const Transfer& transfer, long http_status) {
   return absl::Status(HttpFetcher::HttpStatusToCode(http_status), message);
 }
 
+// What the answer's Cache-Control headers say, if it has any.
+std::optional<CacheDirectives> Directives(CURL* easy) {
+  std::string joined;
+  curl_header* header = nullptr;
+  for (size_t index = 0;
+       curl_easy_header(easy, "Cache-Control", index, CURLH_HEADER, -1,
+                        &header) == CURLHE_OK;
+       ++index) {
+    if (!joined.empty()) joined += ",";
+    joined += header->value;
+    if (index + 1 >= header->amount) break;
+  }
+  if (joined.empty()) return std::nullopt;
+  return ParseCacheControl(joined);
+}
+
 // What a finished transfer delivers.
 absl::StatusOr<std::string> Outcome(Transfer& transfer, CURLcode result) {
   long http_status = 0;
@@ -275,6 +295,7 @@ absl::StatusOr<std::unique_ptr<Transfer>> NewTransfer(
     const std::string& url_template, const FetcherPolicy& policy,
     FetchRequest& request) {
   auto transfer = std::make_unique<Transfer>();
+  transfer->directives = request.directives;
   transfer->easy = curl_easy_init();
   if (transfer->easy == nullptr) {
     return absl::ResourceExhaustedError("cannot create a libcurl handle");
@@ -470,6 +491,9 @@ class HttpFetcher::EventLoop {
     running_.erase(it);
     curl_multi_remove_handle(multi_, easy);
     absl::StatusOr<std::string> outcome = Outcome(*transfer, result);
+    if (outcome.ok() && transfer->directives != nullptr) {
+      *transfer->directives = Directives(easy);
+    }
     FetchCallback done = std::move(transfer->done);
     transfer.reset();
     done(std::move(outcome));

@@ -7,13 +7,48 @@
 #include <fstream>
 #include <set>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/types/span.h"
 #include "fetchers/builtin_fetchers.h"
 
 namespace singleflight {
 namespace {
+
+// `name` (OK, NOT_FOUND, ..., in any case) as a code.
+bool ParseStatusCode(absl::string_view name, absl::StatusCode& code) {
+  for (int i = 0; i <= 16; ++i) {
+    absl::StatusCode candidate = static_cast<absl::StatusCode>(i);
+    std::string known = absl::StatusCodeToString(candidate);
+    if (absl::EqualsIgnoreCase(name, known)) {
+      code = candidate;
+      return true;
+    }
+  }
+  return false;
+}
+
+// A byte count: a whole number, optionally followed by KiB, MiB or GiB.
+bool ParseByteSize(absl::string_view text, size_t& bytes) {
+  uint64_t unit = 1;
+  for (auto [suffix, size] : {std::pair{"KiB", uint64_t{1} << 10},
+                              std::pair{"MiB", uint64_t{1} << 20},
+                              std::pair{"GiB", uint64_t{1} << 30}}) {
+    if (absl::ConsumeSuffix(&text, suffix)) {
+      unit = size;
+      break;
+    }
+  }
+  uint64_t count = 0;
+  if (!absl::SimpleAtoi(text, &count) || count > (uint64_t{1} << 50) / unit) {
+    return false;
+  }
+  bytes = static_cast<size_t>(count * unit);
+  return true;
+}
 
 // Reads one YAML document, turning every problem into an error that names
 // FILE:LINE.
@@ -192,7 +227,57 @@ class ConfigReader {
     return {"timeout",       "max_concurrency", "max_queue",
             "max_flights",   "max_waiters",     "linger",
             "linger_errors", "key_metadata",    "forward_metadata",
-            "headers",       "max_value_bytes"};
+            "headers",       "max_value_bytes", "cache"};
+  }
+
+  // A fetcher's freshness policy (docs/CONFIG.md, "Freshness").
+  absl::Status ReadCache(const YAML::Node& node, CachePolicy& cache) {
+    if (!node.IsMap()) return Error(node, "cache must be a mapping");
+    absl::Status status =
+        CheckKeys(node, {"ttl", "stale_while_revalidate", "stale_if_error",
+                         "negative_ttl", "negative_codes", "max_bytes",
+                         "early_refresh", "respect_cache_control"});
+    if (!status.ok()) return status;
+    for (auto [key, out] :
+         {std::pair{"ttl", &cache.ttl},
+          std::pair{"stale_while_revalidate", &cache.stale_while_revalidate},
+          std::pair{"stale_if_error", &cache.stale_if_error},
+          std::pair{"negative_ttl", &cache.negative_ttl}}) {
+      if (node[key]) status.Update(ReadDuration(node[key], *out));
+    }
+    if (node["early_refresh"]) {
+      status.Update(ReadBool(node["early_refresh"], cache.early_refresh));
+    }
+    if (node["respect_cache_control"]) {
+      status.Update(
+          ReadBool(node["respect_cache_control"], cache.respect_cache_control));
+    }
+    if (!status.ok()) return status;
+    if (const YAML::Node codes = node["negative_codes"]) {
+      if (!codes.IsSequence()) {
+        return Error(codes, "negative_codes is a list of gRPC code names");
+      }
+      for (const YAML::Node& item : codes) {
+        absl::StatusCode code;
+        if (!item.IsScalar() || !ParseStatusCode(item.Scalar(), code) ||
+            code == absl::StatusCode::kOk) {
+          return Error(item, absl::StrCat("\"", item.Scalar(),
+                                          "\" is not a gRPC error code name "
+                                          "like NOT_FOUND"));
+        }
+        cache.negative_codes.push_back(code);
+      }
+    }
+    if (const YAML::Node bytes = node["max_bytes"]) {
+      if (!bytes.IsScalar() ||
+          !ParseByteSize(bytes.Scalar(), cache.max_bytes) ||
+          cache.max_bytes == 0) {
+        return Error(bytes, absl::StrCat("\"", bytes.Scalar(),
+                                         "\" is not a size like 64MiB or "
+                                         "1048576"));
+      }
+    }
+    return absl::OkStatus();
   }
 
   absl::Status ReadPolicy(const YAML::Node& node, FetcherPolicy& policy) {
@@ -226,6 +311,9 @@ class ConfigReader {
     }
     if (node["headers"])
       status.Update(ReadHeaders(node["headers"], policy.headers));
+    if (status.ok() && node["cache"]) {
+      status = ReadCache(node["cache"], policy.cache);
+    }
     if (node["max_value_bytes"]) {
       int64_t bytes = 0;
       status.Update(ReadInteger(node["max_value_bytes"], bytes));
@@ -505,6 +593,19 @@ std::string DescribeConfig(const ServerConfig& config) {
         absl::StrJoin(policy.key_metadata, ","), "] forward_metadata=[",
         absl::StrJoin(policy.forward_metadata, ","), "] headers=[",
         absl::StrJoin(headers, ","), "]");
+    if (policy.cache.enabled()) {
+      const CachePolicy& cache = policy.cache;
+      absl::StrAppend(
+          &description, " cache={ttl=", absl::FormatDuration(cache.ttl),
+          " stale_while_revalidate=",
+          absl::FormatDuration(cache.stale_while_revalidate),
+          " stale_if_error=", absl::FormatDuration(cache.stale_if_error),
+          " negative_ttl=", absl::FormatDuration(cache.negative_ttl),
+          " max_bytes=", cache.max_bytes,
+          " early_refresh=", cache.early_refresh ? "true" : "false",
+          " respect_cache_control=",
+          cache.respect_cache_control ? "true" : "false", "}");
+    }
   }
   return description;
 }

@@ -17,7 +17,8 @@ namespace {
 // The reply to a call with `outcome`.
 grpc::Status Reply(const Outcome& outcome, grpc::ByteBuffer* response) {
   if (!outcome.status().ok()) return ToGrpcStatus(outcome.status());
-  *response = EncodeDoResponse(outcome.result, outcome.shared);
+  *response = EncodeDoResponse(outcome.result, outcome.shared, outcome.age,
+                               outcome.stale);
   return grpc::Status::OK;
 }
 

@@ -13,6 +13,11 @@ constexpr uint8_t kIdTag = (1 << 3) | 0;      // id: uint64, varint
 constexpr uint8_t kValueTag = (2 << 3) | 2;   // value: bytes, length-delimited
 constexpr uint8_t kSharedTag = (3 << 3) | 0;  // shared: bool, varint
 constexpr uint8_t kStatusTag = (4 << 3) | 2;  // status: Status, length-delim.
+constexpr uint8_t kAgeTag = (5 << 3) | 2;     // age: Duration, length-delim.
+constexpr uint8_t kStaleTag = (6 << 3) | 0;   // stale: bool, varint
+// And of google.protobuf.Duration.
+constexpr uint8_t kSecondsTag = (1 << 3) | 0;  // seconds: int64, varint
+constexpr uint8_t kNanosTag = (2 << 3) | 0;    // nanos: int32, varint
 // And of singleflight.v1.Status.
 constexpr uint8_t kCodeTag = (1 << 3) | 0;     // code: int32, varint
 constexpr uint8_t kMessageTag = (2 << 3) | 2;  // message: string
@@ -39,6 +44,29 @@ void AppendShared(bool shared, std::string& out) {
   if (!shared) return;
   out.push_back(static_cast<char>(kSharedTag));
   out.push_back(1);
+}
+
+// A cached value's age and staleness; nothing for a value just executed.
+void AppendFreshness(absl::Duration age, bool stale, std::string& out) {
+  if (age > absl::ZeroDuration()) {
+    int64_t nanos = absl::ToInt64Nanoseconds(age);
+    std::string duration;
+    if (nanos / 1000000000 != 0) {
+      duration.push_back(static_cast<char>(kSecondsTag));
+      AppendVarint(static_cast<uint64_t>(nanos / 1000000000), duration);
+    }
+    if (nanos % 1000000000 != 0) {
+      duration.push_back(static_cast<char>(kNanosTag));
+      AppendVarint(static_cast<uint64_t>(nanos % 1000000000), duration);
+    }
+    out.push_back(static_cast<char>(kAgeTag));
+    AppendVarint(duration.size(), out);
+    out += duration;
+  }
+  if (stale) {
+    out.push_back(static_cast<char>(kStaleTag));
+    out.push_back(1);
+  }
 }
 
 // The Status field, present even when empty (code 0, no message).
@@ -89,17 +117,19 @@ grpc::ByteBuffer Assemble(const std::string& head,
 }  // namespace
 
 grpc::ByteBuffer EncodeDoResponse(std::shared_ptr<const FlightResult> result,
-                                  bool shared) {
+                                  bool shared, absl::Duration age, bool stale) {
   const std::string* value = &result->value;
   std::string head;
   AppendValueHead(*value, head);
   std::string tail;
   AppendShared(shared, tail);
+  AppendFreshness(age, stale, tail);
   return Assemble(head, std::move(result), value, tail);
 }
 
 grpc::ByteBuffer EncodeDoStreamResponse(
-    uint64_t id, std::shared_ptr<const FlightResult> result, bool shared) {
+    uint64_t id, std::shared_ptr<const FlightResult> result, bool shared,
+    absl::Duration age, bool stale) {
   bool ok = result->status.ok();
   const std::string* value = ok ? &result->value : nullptr;
   std::string head;
@@ -111,6 +141,7 @@ grpc::ByteBuffer EncodeDoStreamResponse(
   std::string tail;
   if (ok) AppendShared(shared, tail);
   AppendStatus(result->status, tail);
+  if (ok) AppendFreshness(age, stale, tail);
   return Assemble(head, std::move(result), value, tail);
 }
 

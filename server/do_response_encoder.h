@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "absl/time/time.h"
 #include "core/group.h"
 
 namespace singleflight {
@@ -18,15 +19,19 @@ namespace singleflight {
 //
 // Pure functions; thread-safe.
 
-// A successful unary reply {value, shared}.
+// A successful unary reply {value, shared, age, stale}; age and stale (a
+// cached value's) only when not zero and false.
 grpc::ByteBuffer EncodeDoResponse(std::shared_ptr<const FlightResult> result,
-                                  bool shared);
+                                  bool shared,
+                                  absl::Duration age = absl::ZeroDuration(),
+                                  bool stale = false);
 
-// A DoStream reply {id, value, shared, status}: value and shared only when
-// `result` is OK; status always, code 0 for OK (stream items always carried
-// one).
+// A DoStream reply {id, value, shared, status, age, stale}: value, shared,
+// age and stale only when `result` is OK; status always, code 0 for OK
+// (stream items always carried one).
 grpc::ByteBuffer EncodeDoStreamResponse(
-    uint64_t id, std::shared_ptr<const FlightResult> result, bool shared);
+    uint64_t id, std::shared_ptr<const FlightResult> result, bool shared,
+    absl::Duration age = absl::ZeroDuration(), bool stale = false);
 
 }  // namespace singleflight
 

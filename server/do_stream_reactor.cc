@@ -191,7 +191,8 @@ void DoStreamReactor::OnItemDone(uint64_t sequence, uint64_t id,
   metrics_->CallEnded(fetcher, outcome.status().code(), absl::Now() - started,
                       /*stream_item=*/true);
   grpc::ByteBuffer reply =
-      EncodeDoStreamResponse(id, std::move(outcome.result), outcome.shared);
+      EncodeDoStreamResponse(id, std::move(outcome.result), outcome.shared,
+                             outcome.age, outcome.stale);
   Step step;
   {
     absl::MutexLock lock(&mu_);

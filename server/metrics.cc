@@ -44,6 +44,7 @@ class ServerMetrics::FlightGauges : public prometheus::Collectable {
       flights += 1;
       waiters += flight.waiters;
     }
+    std::vector<prometheus::MetricFamily> families = CacheFamilies();
     prometheus::MetricFamily flights = GaugeFamily(
         "singleflight_flights_in_flight", "Flights in progress, by fetcher.");
     prometheus::MetricFamily waiters = GaugeFamily(
@@ -56,7 +57,70 @@ class ServerMetrics::FlightGauges : public prometheus::Collectable {
       metric.gauge.value = counts.second;
       waiters.metric.push_back(metric);
     }
-    return {flights, waiters};
+    families.push_back(std::move(flights));
+    families.push_back(std::move(waiters));
+    return families;
+  }
+
+  // The counters of every fetcher's cache (ResultCache::Stats).
+  std::vector<prometheus::MetricFamily> CacheFamilies() const {
+    struct Counter {
+      const char* name;
+      const char* help;
+      uint64_t ResultCache::Stats::*field;
+      prometheus::MetricType type;
+    };
+    static const Counter kCounters[] = {
+        {"singleflight_cache_hits_total",
+         "Calls answered by a fresh cached value or kept error.",
+         &ResultCache::Stats::hits, prometheus::MetricType::Counter},
+        {"singleflight_cache_stale_hits_total",
+         "Calls answered by a stale cached value (revalidating, or instead "
+         "of an error).",
+         &ResultCache::Stats::stale_hits, prometheus::MetricType::Counter},
+        {"singleflight_cache_misses_total",
+         "Calls that found nothing usable in the cache.",
+         &ResultCache::Stats::misses, prometheus::MetricType::Counter},
+        {"singleflight_cache_refreshes_total",
+         "Background refreshes started (stale or early).",
+         &ResultCache::Stats::refreshes, prometheus::MetricType::Counter},
+        {"singleflight_cache_refresh_failures_total",
+         "Background refreshes that ended without a value to keep.",
+         &ResultCache::Stats::refresh_failures,
+         prometheus::MetricType::Counter},
+        {"singleflight_cache_evictions_total",
+         "Cached values evicted to stay within max_bytes.",
+         &ResultCache::Stats::evictions, prometheus::MetricType::Counter},
+        {"singleflight_cache_bytes", "Bytes held by the cache.",
+         &ResultCache::Stats::bytes, prometheus::MetricType::Gauge},
+        {"singleflight_cache_entries", "Values held by the cache.",
+         &ResultCache::Stats::entries, prometheus::MetricType::Gauge},
+    };
+    std::vector<prometheus::MetricFamily> families;
+    for (const Counter& counter : kCounters) {
+      prometheus::MetricFamily family;
+      family.name = counter.name;
+      family.help = counter.help;
+      family.type = counter.type;
+      families.push_back(std::move(family));
+    }
+    for (const std::string& name : registry_->Names()) {
+      absl::StatusOr<const NamedFetcher*> fetcher = registry_->Find(name);
+      if (!fetcher.ok() || (*fetcher)->cache == nullptr) continue;
+      ResultCache::Stats stats = (*fetcher)->cache->stats();
+      for (size_t i = 0; i < families.size(); ++i) {
+        prometheus::ClientMetric metric;
+        metric.label = {{"fetcher", name}};
+        double value = static_cast<double>(stats.*kCounters[i].field);
+        if (kCounters[i].type == prometheus::MetricType::Counter) {
+          metric.counter.value = value;
+        } else {
+          metric.gauge.value = value;
+        }
+        families[i].metric.push_back(std::move(metric));
+      }
+    }
+    return families;
   }
 
  private:

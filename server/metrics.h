@@ -37,6 +37,10 @@ namespace singleflight {
 //                                                 reading (back-pressure)
 //   singleflight_flights_in_flight{fetcher}, singleflight_waiters{fetcher}
 //                                                 gauges, read at scrape time
+//   singleflight_cache_{hits,stale_hits,misses,refreshes,refresh_failures,
+//     evictions}_total{fetcher}, singleflight_cache_{bytes,entries}{fetcher}
+//                                                 fetchers with a cache
+//                                                 policy, read at scrape time
 //   singleflight_build_info{version,commit}       always 1
 // Requests refused before a fetcher was chosen count under fetcher="".
 //

@@ -1,6 +1,7 @@
 #include "server/service.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/call_metadata.h"
 #include "server/do_reactor.h"
@@ -79,10 +80,30 @@ grpc::ServerUnaryReactor* SingleFlightService::Forget(
   if (!fetcher.ok()) return Refuse(context, fetcher.status());
   CallMetadata metadata =
       ExtractCallMetadata((*fetcher)->policy, context->client_metadata());
-  bool forgotten =
-      group_->Forget((*fetcher)->name, request->key(), metadata.scope);
+  bool forgotten = group_->Forget(**fetcher, request->key(), metadata.scope);
   metrics_->Forgot(**fetcher, forgotten);
   response->set_forgotten(forgotten);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* SingleFlightService::Purge(
+    grpc::CallbackServerContext* context, const v1::PurgeRequest* request,
+    v1::PurgeResponse* response) {
+  absl::Status allowed = Admit(context, Role::kAdmin);
+  if (!allowed.ok()) return Refuse(context, allowed);
+  absl::StatusOr<const NamedFetcher*> fetcher =
+      proxy_ != nullptr && absl::StartsWith(request->fetcher(), "/")
+          ? proxy_->FindCoalesced(request->fetcher())
+          : registry_.Find(request->fetcher());
+  if (!fetcher.ok()) return Refuse(context, fetcher.status());
+  if ((*fetcher)->cache == nullptr) {
+    return Refuse(context, absl::FailedPreconditionError(
+                               absl::StrCat("fetcher \"", (*fetcher)->name,
+                                            "\" has no cache policy")));
+  }
+  response->set_dropped((*fetcher)->cache->DropPrefix(request->key_prefix()));
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -27,7 +27,8 @@ class SingleFlightService final
           v1::SingleFlight::WithRawCallbackMethod_DoStream<
               v1::SingleFlight::WithCallbackMethod_Forget<
                   v1::SingleFlight::WithCallbackMethod_InFlight<
-                      v1::SingleFlight::Service>>>> {
+                      v1::SingleFlight::WithCallbackMethod_Purge<
+                          v1::SingleFlight::Service>>>>> {
  public:
   // `stream_limits` bound what each DoStream buffers. `proxy`, if not
   // null, resolves the fetcher names of proxied flights (method paths) for
@@ -49,6 +50,10 @@ class SingleFlightService final
   grpc::ServerUnaryReactor* InFlight(grpc::CallbackServerContext* context,
                                      const v1::InFlightRequest* request,
                                      v1::InFlightResponse* response) override;
+  // Drops a fetcher's cached values by key prefix, for every tenant.
+  grpc::ServerUnaryReactor* Purge(grpc::CallbackServerContext* context,
+                                  const v1::PurgeRequest* request,
+                                  v1::PurgeResponse* response) override;
 
   // For a shutdown: from now on new DoStreams fail at once with UNAVAILABLE,
   // and every open one stops reading and ends once its pending replies are
