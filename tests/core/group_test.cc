@@ -64,8 +64,11 @@ class GroupTest : public ::testing::Test {
     return Named(std::move(name), std::move(fetcher), std::move(policy));
   }
 
-  TimerQueue timers_;
+  // The timers go first (declared last): a timer's callback may still be
+  // running in the Group when a test ends, and the TimerQueue's destructor
+  // waits for it (Group's REQUIRES: it outlives `timers`).
   Group group_{&timers_};
+  TimerQueue timers_;
   ManualFetcher* manual_ = nullptr;
 };
 

@@ -1,0 +1,290 @@
+// ResultCache on its own (explicit times), and the Group with a cache policy.
+#include "core/result_cache.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/synchronization/notification.h"
+#include "core/group.h"
+#include "gtest/gtest.h"
+#include "tests/core/test_fetchers.h"
+
+namespace singleflight {
+namespace {
+
+using Kind = ResultCache::Kind;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1000000);
+
+std::shared_ptr<const FlightResult> Value(std::string value) {
+  return std::make_shared<const FlightResult>(
+      FlightResult{absl::OkStatus(), std::move(value)});
+}
+
+std::shared_ptr<const FlightResult> Error(absl::Status status) {
+  return std::make_shared<const FlightResult>(
+      FlightResult{std::move(status), ""});
+}
+
+CachePolicy Policy() {
+  CachePolicy policy;
+  policy.ttl = absl::Seconds(5);
+  policy.stale_while_revalidate = absl::Seconds(10);
+  policy.stale_if_error = absl::Seconds(60);
+  return policy;
+}
+
+TEST(ResultCacheTest,
+     FreshThenStaleWithOneRefreshThenStaleOnlyWhileRefreshing) {
+  ResultCache cache(Policy());
+  EXPECT_EQ(cache.Find("", "k", kT0).kind, Kind::kMiss);
+  cache.Store("", "k", Value("v"), kT0, absl::Milliseconds(20));
+
+  ResultCache::Found fresh = cache.Find("", "k", kT0 + absl::Seconds(4));
+  EXPECT_EQ(fresh.kind, Kind::kFresh);
+  EXPECT_EQ(fresh.result->value, "v");
+  EXPECT_EQ(fresh.age, absl::Seconds(4));
+  EXPECT_FALSE(fresh.refresh);
+
+  // Past ttl, within stale_while_revalidate: stale at once; only the first
+  // caller refreshes.
+  ResultCache::Found first = cache.Find("", "k", kT0 + absl::Seconds(6));
+  EXPECT_EQ(first.kind, Kind::kStale);
+  EXPECT_TRUE(first.refresh);
+  ResultCache::Found second = cache.Find("", "k", kT0 + absl::Seconds(7));
+  EXPECT_EQ(second.kind, Kind::kStale);
+  EXPECT_FALSE(second.refresh);
+  // The refresh failed: the next caller may refresh again.
+  cache.RefreshFailed("", "k", /*background=*/true);
+  EXPECT_TRUE(cache.Find("", "k", kT0 + absl::Seconds(8)).refresh);
+  cache.RefreshFailed("", "k", /*background=*/true);
+
+  // Past swr, within stale_if_error: the first caller runs a flight (a
+  // miss); while it runs, the others get the old value.
+  EXPECT_EQ(cache.Find("", "k", kT0 + absl::Seconds(20)).kind, Kind::kMiss);
+  EXPECT_EQ(cache.Find("", "k", kT0 + absl::Seconds(21)).kind, Kind::kStale);
+  ResultCache::Found instead =
+      cache.StaleIfError("", "k", kT0 + absl::Seconds(22));
+  EXPECT_EQ(instead.kind, Kind::kStale);
+  EXPECT_EQ(instead.result->value, "v");
+  // Past stale_if_error: gone.
+  EXPECT_EQ(cache.StaleIfError("", "k", kT0 + absl::Seconds(66)).kind,
+            Kind::kMiss);
+  EXPECT_EQ(cache.Find("", "k", kT0 + absl::Seconds(66)).kind, Kind::kMiss);
+  EXPECT_EQ(cache.stats().entries, 0);
+
+  ResultCache::Stats stats = cache.stats();
+  EXPECT_EQ(stats.hits, 1);
+  EXPECT_EQ(stats.refreshes, 2);
+  EXPECT_EQ(stats.refresh_failures, 2);
+}
+
+TEST(ResultCacheTest, KeepsOnlyValuesAndTheNegativeCodesNamed) {
+  CachePolicy policy = Policy();
+  policy.negative_ttl = absl::Seconds(1);
+  policy.negative_codes = {absl::StatusCode::kNotFound};
+  ResultCache cache(policy);
+  EXPECT_TRUE(cache.Keeps(absl::OkStatus()));
+  EXPECT_TRUE(cache.Keeps(absl::NotFoundError("no")));
+  EXPECT_FALSE(cache.Keeps(absl::UnavailableError("down")));
+  EXPECT_FALSE(cache.Keeps(absl::DeadlineExceededError("late")));
+
+  cache.Store("", "missing", Error(absl::NotFoundError("no")), kT0,
+              absl::ZeroDuration());
+  ResultCache::Found negative =
+      cache.Find("", "missing", kT0 + absl::Milliseconds(900));
+  EXPECT_EQ(negative.kind, Kind::kFresh);
+  EXPECT_EQ(negative.result->status.code(), absl::StatusCode::kNotFound);
+  // A negative outcome is never stale, nor served instead of an error.
+  EXPECT_EQ(cache.Find("", "missing", kT0 + absl::Seconds(2)).kind,
+            Kind::kMiss);
+  EXPECT_EQ(cache.StaleIfError("", "missing", kT0).kind, Kind::kMiss);
+}
+
+TEST(ResultCacheTest, ScopesNeverShareAndPurgeReachesEveryScope) {
+  ResultCache cache(Policy());
+  cache.Store("tenant-a", "user:1", Value("a1"), kT0, absl::ZeroDuration());
+  cache.Store("tenant-b", "user:1", Value("b1"), kT0, absl::ZeroDuration());
+  cache.Store("tenant-a", "order:1", Value("o1"), kT0, absl::ZeroDuration());
+  EXPECT_EQ(cache.Find("tenant-a", "user:1", kT0).result->value, "a1");
+  EXPECT_EQ(cache.Find("tenant-b", "user:1", kT0).result->value, "b1");
+  EXPECT_EQ(cache.Find("", "user:1", kT0).kind, Kind::kMiss);
+  EXPECT_TRUE(cache.Drop("tenant-a", "order:1"));
+  EXPECT_FALSE(cache.Drop("tenant-a", "order:1"));
+  EXPECT_EQ(cache.DropPrefix("user:"), 2);
+  EXPECT_EQ(cache.stats().entries, 0);
+  EXPECT_EQ(cache.stats().bytes, 0);
+}
+
+TEST(ResultCacheTest, StaysWithinMaxBytesEvictingTheLeastRecentlyUsed) {
+  CachePolicy policy = Policy();
+  policy.max_bytes = 10000;
+  ResultCache cache(policy);
+  cache.Store("", "big", Value(std::string(1001, 'x')), kT0,
+              absl::ZeroDuration());
+  EXPECT_EQ(cache.stats().entries, 0);  // Over a tenth of max_bytes.
+  for (int i = 0; i < 100; ++i) {
+    cache.Store("", "k" + std::to_string(i), Value(std::string(500, 'v')), kT0,
+                absl::ZeroDuration());
+    // k0 stays the most recently used.
+    cache.Find("", "k0", kT0);
+    EXPECT_LE(cache.stats().bytes, policy.max_bytes);
+  }
+  EXPECT_EQ(cache.Find("", "k0", kT0).kind, Kind::kFresh);
+  EXPECT_EQ(cache.Find("", "k1", kT0).kind, Kind::kMiss);
+  EXPECT_EQ(cache.Find("", "k99", kT0).kind, Kind::kFresh);
+  EXPECT_GT(cache.stats().evictions, 80);
+}
+
+TEST(ResultCacheTest, CacheControlOverridesThePolicyWhenRespected) {
+  CachePolicy policy = Policy();
+  policy.respect_cache_control = true;
+  ResultCache cache(policy);
+  auto with = [](CacheDirectives directives) {
+    return std::make_shared<const FlightResult>(
+        FlightResult{absl::OkStatus(), "v", directives});
+  };
+  CacheDirectives short_lived;
+  short_lived.max_age = absl::Seconds(1);
+  short_lived.stale_while_revalidate = absl::ZeroDuration();
+  cache.Store("", "short", with(short_lived), kT0, absl::ZeroDuration());
+  EXPECT_EQ(cache.Find("", "short", kT0 + absl::Seconds(2)).kind, Kind::kMiss);
+  CacheDirectives no_store;
+  no_store.no_store = true;
+  cache.Store("", "private", with(no_store), kT0, absl::ZeroDuration());
+  EXPECT_EQ(cache.Find("", "private", kT0).kind, Kind::kMiss);
+
+  // Not respected: the policy's ttl.
+  ResultCache ignoring(Policy());
+  ignoring.Store("", "short", with(short_lived), kT0, absl::ZeroDuration());
+  EXPECT_EQ(ignoring.Find("", "short", kT0 + absl::Seconds(2)).kind,
+            Kind::kFresh);
+}
+
+TEST(ResultCacheTest, EarlyRefreshComesCloserToTheTtlAndOnlyOnce) {
+  CachePolicy policy = Policy();
+  policy.early_refresh = true;
+  ResultCache cache(policy);
+  // An execution as long as the ttl: early refresh is near certain at the
+  // end of it, rare at its start.
+  int early = 0;
+  for (int i = 0; i < 200; ++i) {
+    cache.Store("", "k", Value(std::to_string(i)), kT0, absl::Seconds(5));
+    if (cache.Find("", "k", kT0 + absl::Milliseconds(4990)).refresh) ++early;
+  }
+  EXPECT_GT(early, 190);
+  early = 0;
+  for (int i = 0; i < 200; ++i) {
+    cache.Store("", "k", Value("again" + std::to_string(i)), kT0,
+                absl::Milliseconds(1));
+    if (cache.Find("", "k", kT0).refresh) ++early;
+  }
+  EXPECT_EQ(early, 0);
+  // While one refresh runs, no other starts.
+  cache.Store("", "k", Value("last"), kT0, absl::Seconds(5));
+  int refreshes = 0;
+  for (int i = 0; i < 100; ++i) {
+    if (cache.Find("", "k", kT0 + absl::Milliseconds(4999)).refresh) {
+      ++refreshes;
+    }
+  }
+  EXPECT_EQ(refreshes, 1);
+}
+
+class GroupCacheTest : public ::testing::Test {
+ protected:
+  NamedFetcher Manual(CachePolicy cache) {
+    auto fetcher = std::make_unique<ManualFetcher>();
+    manual_ = fetcher.get();
+    FetcherPolicy policy;
+    policy.cache = std::move(cache);
+    return Named("cached", std::move(fetcher), std::move(policy));
+  }
+
+  Group group_{&timers_};
+  TimerQueue timers_;
+  ManualFetcher* manual_ = nullptr;
+};
+
+TEST_F(GroupCacheTest, AFreshValueAnswersWithoutAFlight) {
+  NamedFetcher fetcher = Manual(Policy());
+  Slot first, second;
+  group_.Do(fetcher, "k", "", first.AsWaiter());
+  manual_->Take().done(std::string("v"));
+  EXPECT_EQ(first.outcome.value(), "v");
+  EXPECT_EQ(first.outcome.age, absl::ZeroDuration());
+  group_.Do(fetcher, "k", "", second.AsWaiter());
+  ASSERT_EQ(second.calls, 1);
+  EXPECT_EQ(second.outcome.value(), "v");
+  EXPECT_TRUE(second.outcome.shared);
+  EXPECT_FALSE(second.outcome.stale);
+  EXPECT_EQ(manual_->calls(), 1);
+  // Forget drops the value too.
+  group_.Forget(fetcher, "k", "");
+  Slot third;
+  group_.Do(fetcher, "k", "", third.AsWaiter());
+  EXPECT_EQ(manual_->calls(), 2);
+  manual_->Take().done(std::string("v2"));
+  EXPECT_EQ(third.outcome.value(), "v2");
+}
+
+TEST_F(GroupCacheTest, AStaleValueAnswersAtOnceAndOneRefreshRuns) {
+  CachePolicy policy = Policy();
+  policy.ttl = absl::Milliseconds(50);
+  NamedFetcher fetcher = Manual(policy);
+  Slot first;
+  group_.Do(fetcher, "k", "", first.AsWaiter());
+  manual_->Take().done(std::string("old"));
+  absl::SleepFor(absl::Milliseconds(80));
+  Slot a, b;
+  group_.Do(fetcher, "k", "", a.AsWaiter());
+  group_.Do(fetcher, "k", "", b.AsWaiter());
+  ASSERT_EQ(a.calls, 1);
+  ASSERT_EQ(b.calls, 1);
+  EXPECT_EQ(a.outcome.value(), "old");
+  EXPECT_TRUE(a.outcome.stale);
+  EXPECT_GE(a.outcome.age, absl::Milliseconds(80));
+  EXPECT_EQ(manual_->calls(), 2);  // One refresh for both.
+  manual_->Take().done(std::string("new"));
+  Slot c;
+  group_.Do(fetcher, "k", "", c.AsWaiter());
+  EXPECT_EQ(c.outcome.value(), "new");
+  EXPECT_FALSE(c.outcome.stale);
+  EXPECT_EQ(manual_->calls(), 2);
+}
+
+TEST_F(GroupCacheTest, AFailedFlightAnswersWithTheLastGoodValue) {
+  CachePolicy policy = Policy();
+  policy.ttl = absl::Milliseconds(20);
+  policy.stale_while_revalidate = absl::ZeroDuration();
+  NamedFetcher fetcher = Manual(policy);
+  Slot first;
+  group_.Do(fetcher, "k", "", first.AsWaiter());
+  manual_->Take().done(std::string("good"));
+  absl::SleepFor(absl::Milliseconds(40));
+  Slot starter, meanwhile;
+  group_.Do(fetcher, "k", "", starter.AsWaiter());
+  EXPECT_EQ(starter.calls, 0);  // It runs the flight.
+  group_.Do(fetcher, "k", "", meanwhile.AsWaiter());
+  ASSERT_EQ(meanwhile.calls, 1);  // The others have the old value.
+  EXPECT_TRUE(meanwhile.outcome.stale);
+  manual_->Take().done(absl::UnavailableError("origin down"));
+  ASSERT_EQ(starter.calls, 1);
+  EXPECT_TRUE(starter.outcome.status().ok());
+  EXPECT_EQ(starter.outcome.value(), "good");
+  EXPECT_TRUE(starter.outcome.stale);
+}
+
+TEST_F(GroupCacheTest, WithoutAPolicyNothingIsKept) {
+  NamedFetcher fetcher = Manual(CachePolicy());
+  EXPECT_EQ(fetcher.cache, nullptr);
+  Slot first, second;
+  group_.Do(fetcher, "k", "", first.AsWaiter());
+  manual_->Take().done(std::string("v"));
+  group_.Do(fetcher, "k", "", second.AsWaiter());
+  EXPECT_EQ(manual_->calls(), 2);
+  manual_->Take().done(std::string("v"));
+}
+
+}  // namespace
+}  // namespace singleflight
