@@ -298,6 +298,69 @@ TEST(ConfigTest, ForwardingWithoutKeyingIsRefused) {
               HasSubstr("\"authorization\" is not in key_metadata"));
 }
 
+TEST(ConfigTest, ReadsAFetchersCachePolicy) {
+  std::string path = WriteConfig(R"(
+fetchers:
+  users:
+    uri: http://origin/users/{key}
+    cache:
+      ttl: 5s
+      stale_while_revalidate: 30s
+      stale_if_error: 5m
+      negative_ttl: 1s
+      negative_codes: [NOT_FOUND, permission_denied]
+      max_bytes: 256MiB
+      early_refresh: true
+      respect_cache_control: true
+)");
+  absl::StatusOr<ServerConfig> config = LoadConfigFile(path);
+  ASSERT_TRUE(config.ok()) << config.status();
+  const CachePolicy& cache = config->fetchers[0].policy.cache;
+  EXPECT_EQ(cache.ttl, absl::Seconds(5));
+  EXPECT_EQ(cache.stale_while_revalidate, absl::Seconds(30));
+  EXPECT_EQ(cache.stale_if_error, absl::Minutes(5));
+  EXPECT_EQ(cache.negative_ttl, absl::Seconds(1));
+  EXPECT_EQ(cache.negative_codes, (std::vector<absl::StatusCode>{
+                                      absl::StatusCode::kNotFound,
+                                      absl::StatusCode::kPermissionDenied}));
+  EXPECT_EQ(cache.max_bytes, size_t{256} << 20);
+  EXPECT_TRUE(cache.early_refresh);
+  EXPECT_TRUE(cache.respect_cache_control);
+  EXPECT_TRUE(cache.enabled());
+  EXPECT_THAT(DescribeConfig(*config), HasSubstr("cache={ttl=5s"));
+}
+
+TEST(ConfigTest, BadCacheSettingsAreRefusedWithTheirLine) {
+  struct Bad {
+    const char* cache;
+    const char* where;
+  };
+  for (const Bad& bad : {
+           Bad{"      ttl: soon\n", ":5: \"soon\" is not a duration"},
+           Bad{"      negative_codes: [NOT_A_CODE]\n",
+               ":5: \"NOT_A_CODE\" is not a gRPC error code name"},
+           Bad{"      negative_codes: [OK]\n", ":5: \"OK\" is not a gRPC"},
+           Bad{"      max_bytes: 12XB\n", ":5: \"12XB\" is not a size"},
+           Bad{"      ttl_s: 5\n", ":5: unknown key \"ttl_s\""},
+       }) {
+    std::string text =
+        std::string("fetchers:\n  a:\n    uri: \"echo:\"\n    cache:\n") +
+        bad.cache;
+    absl::StatusOr<ServerConfig> config = LoadConfigFile(WriteConfig(text));
+    ASSERT_FALSE(config.ok()) << text;
+    EXPECT_THAT(std::string(config.status().message()), HasSubstr(bad.where))
+        << text;
+  }
+  // negative_ttl without the codes it keeps: refused when the fetcher is
+  // built.
+  ServerConfig config;
+  FetcherPolicy policy;
+  policy.cache.negative_ttl = absl::Seconds(1);
+  config.fetchers.push_back({"a", "echo:", policy, "test"});
+  EXPECT_THAT(std::string(SingleFlightServer::Check(config).message()),
+              HasSubstr("negative_ttl needs negative_codes"));
+}
+
 class ExampleConfigTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(ExampleConfigTest, LoadsAndStartsAServer) {

@@ -116,5 +116,39 @@ TEST(DoResponseEncoderLifetimeTest, BufferKeepsTheValueAlive) {
   EXPECT_EQ(Decode(std::move(buffer)).value(), std::string(1 << 16, 'v'));
 }
 
+TEST(DoResponseEncoderFreshnessTest, CarriesACachedValuesAgeAndStaleness) {
+  auto result = std::make_shared<const FlightResult>(
+      FlightResult{absl::OkStatus(), std::string(2000, 'v')});
+  for (absl::Duration age :
+       {absl::Nanoseconds(1), absl::Milliseconds(1500), absl::Seconds(7)}) {
+    for (bool stale : {false, true}) {
+      v1::DoResponse unary = Decode(EncodeDoResponse(result, true, age, stale));
+      EXPECT_EQ(unary.value(), result->value);
+      EXPECT_EQ(absl::Seconds(unary.age().seconds()) +
+                    absl::Nanoseconds(unary.age().nanos()),
+                age);
+      EXPECT_EQ(unary.stale(), stale);
+      v1::DoResponse expected;
+      expected.set_value(result->value);
+      expected.set_shared(true);
+      expected.mutable_age()->set_seconds(unary.age().seconds());
+      expected.mutable_age()->set_nanos(unary.age().nanos());
+      expected.set_stale(stale);
+      EXPECT_EQ(EncodeDoResponse(result, true, age, stale).Length(),
+                expected.ByteSizeLong());
+
+      v1::DoResponse item =
+          Decode(EncodeDoStreamResponse(9, result, false, age, stale));
+      EXPECT_EQ(item.id(), 9u);
+      EXPECT_EQ(item.stale(), stale);
+      EXPECT_TRUE(item.has_age());
+    }
+  }
+  // A value just executed carries neither.
+  v1::DoResponse fresh = Decode(EncodeDoResponse(result, false));
+  EXPECT_FALSE(fresh.has_age());
+  EXPECT_FALSE(fresh.stale());
+}
+
 }  // namespace
 }  // namespace singleflight
