@@ -275,6 +275,34 @@ TEST_F(GroupCacheTest, AFailedFlightAnswersWithTheLastGoodValue) {
   EXPECT_TRUE(starter.outcome.stale);
 }
 
+TEST_F(GroupCacheTest, AHangingBackendIsHiddenByTheLastGoodValueToo) {
+  CachePolicy cache = Policy();
+  cache.ttl = absl::Milliseconds(20);
+  cache.stale_while_revalidate = absl::ZeroDuration();
+  auto manual = std::make_unique<ManualFetcher>();
+  ManualFetcher* backend = manual.get();
+  FetcherPolicy policy;
+  policy.cache = cache;
+  policy.timeout = absl::Milliseconds(50);
+  NamedFetcher fetcher = Named("hanging", std::move(manual), policy);
+  Slot first;
+  group_.Do(fetcher, "k", "", first.AsWaiter());
+  backend->Take().done(std::string("good"));
+  absl::SleepFor(absl::Milliseconds(40));
+  absl::Notification told;
+  Outcome outcome;
+  // This flight's backend never answers: it times out.
+  group_.Do(fetcher, "k", "", [&](Outcome o) {
+    outcome = std::move(o);
+    told.Notify();
+  });
+  ASSERT_TRUE(told.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(outcome.status().ok()) << outcome.status();
+  EXPECT_EQ(outcome.value(), "good");
+  EXPECT_TRUE(outcome.stale);
+  backend->Take();
+}
+
 TEST_F(GroupCacheTest, WithoutAPolicyNothingIsKept) {
   NamedFetcher fetcher = Manual(CachePolicy());
   EXPECT_EQ(fetcher.cache, nullptr);

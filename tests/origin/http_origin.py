@@ -39,6 +39,10 @@ which combine:
                   of these parameters (e.g. /items/reset%3D1%26delay_ms%3D30),
                   which override the query's: with a fetcher whose URI ends in
                   {key}?path_query=1, the key chooses the fault.
+  cache_control=V add the response header `Cache-Control: V` (V is
+                  percent-decoded, e.g. cache_control=max-age%3D5%2C%20
+                  stale-while-revalidate%3D30 gives `max-age=5,
+                  stale-while-revalidate=30`); also on 204 and 304 answers.
 Without any of these, the answer is 200 with the path (without the query) as
 the body. The body is text/plain, except for echo_headers (application/json).
 
@@ -55,6 +59,13 @@ without the query), and adds events to that path's list, in order:
   "truncated"             instead of "answered": the origin closed the
                           connection after part of the body (truncate=1).
 
+While a failure set with /_fail lasts, every non-control request, whatever
+its parameters, waits its delay_ms (hang=1 counts as no delay), then answers
+the failure's HTTP status with the body `status CODE for PATH` (no body for
+204 and 304) and its cache_control header if it asks for one; every other
+parameter is ignored. It counts as a hit, with its "request" and "answered"
+events, as usual.
+
 Control endpoints (neither hits nor events):
   GET /_hits?path=P    the number of hits on P, as a plain integer; without
                        path, a JSON object of hits by path.
@@ -64,7 +75,14 @@ Control endpoints (neither hits nor events):
                        that has read a whole answer finds its event.
   GET /_connections   the number of connections accepted so far, as a plain
                        integer (fewer than requests when clients reuse them).
-  GET /_reset          forgets all hits, events and connections; answers "ok".
+  GET /_fail?status=CODE&seconds=S
+                       every non-control request answers HTTP CODE (default
+                       503) for the next S seconds (without seconds: until
+                       told otherwise); status=0 ends the failure now. A new
+                       /_fail replaces the previous one. Answers "ok"; a
+                       malformed one answers 400.
+  GET /_reset          forgets all hits, events and connections and ends any
+                       failure set with /_fail; answers "ok".
 """
 
 import argparse
@@ -92,6 +110,8 @@ class Ledger:
         self._events = {}
         self._connections = 0
         self._writing = {}  # path: answers being written
+        self._fail_status = 0  # 0: no failure set with /_fail
+        self._fail_until = None  # time.monotonic() it ends; None: never
 
     def begin_answer(self, path):
         with self._lock:
@@ -137,11 +157,28 @@ class Ledger:
                 return {p: list(e) for p, e in self._events.items()}
             return list(self._events.get(path, []))
 
+    def fail(self, status, seconds):
+        """Every request answers `status` for `seconds` (None: no end)."""
+        with self._lock:
+            self._fail_status = status
+            self._fail_until = (None if seconds is None
+                                else time.monotonic() + seconds)
+
+    def failure(self):
+        """The HTTP status of the failure now in force, or 0."""
+        with self._lock:
+            if (self._fail_status and self._fail_until is not None
+                    and time.monotonic() >= self._fail_until):
+                self._fail_status = 0
+            return self._fail_status
+
     def reset(self):
         with self._lock:
             self._hits.clear()
             self._events.clear()
             self._connections = 0
+            self._fail_status = 0
+            self._fail_until = None
 
 
 class OriginHandler(BaseHTTPRequestHandler):
@@ -175,12 +212,18 @@ class OriginHandler(BaseHTTPRequestHandler):
                          urllib.parse.parse_qs(segment).items())
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
-        if url.path in ("/_hits", "/_events", "/_connections", "/_reset"):
-            self._control(url.path, query.get("path"))
+        if url.path in ("/_hits", "/_events", "/_connections", "/_reset",
+                        "/_fail"):
+            self._control(url.path, query)
             return
         path = url.path
         self.ledger.hit(path)
         self.ledger.record(path, "request")
+        failure = self.ledger.failure()
+        if failure:
+            query = {name: value for name, value in query.items()
+                     if name in ("delay_ms", "cache_control")}
+            query["status"] = str(failure)
         wait = None if query.get("hang") == "1" else (
             int(query.get("delay_ms", "0")) / 1000.0)
         if (wait is None or wait > 0) and not self._client_stays(wait):
@@ -213,6 +256,9 @@ class OriginHandler(BaseHTTPRequestHandler):
             return
         fault = "reset" if reset == "mid" else (
             "truncated" if query.get("truncate") == "1" else None)
+        extra_headers = []
+        if "cache_control" in query:
+            extra_headers.append(("Cache-Control", query["cache_control"]))
         self.ledger.begin_answer(path)
         event = "closed_during_answer"
         try:
@@ -220,15 +266,31 @@ class OriginHandler(BaseHTTPRequestHandler):
                          chunked=query.get("chunked") == "1",
                          slow_ms=int(query.get("slow_body_ms", "0")),
                          piece=max(1, int(query.get("piece", "16"))),
-                         fault=fault)
+                         fault=fault, extra_headers=extra_headers)
             event = fault or "answered"
         except OSError:
             self.close_connection = True
         finally:
             self.ledger.end_answer(path, event)
 
-    def _control(self, endpoint, path):
-        if endpoint == "/_reset":
+    def _control(self, endpoint, query):
+        path = query.get("path")
+        if endpoint == "/_fail":
+            try:
+                status = int(query.get("status", "503"))
+                seconds = (float(query["seconds"]) if "seconds" in query
+                           else None)
+                if status and not 100 <= status <= 999:
+                    raise ValueError(f"status {status}")
+                if seconds is not None and not seconds >= 0:
+                    raise ValueError(f"seconds {seconds}")
+            except ValueError as error:
+                self._answer(400, f"bad /_fail: {error}".encode(),
+                             "text/plain")
+                return
+            self.ledger.fail(status, seconds)
+            self._answer(200, b"ok", "text/plain")
+        elif endpoint == "/_reset":
             self.ledger.reset()
             self._answer(200, b"ok", "text/plain")
         elif endpoint == "/_connections":
@@ -277,9 +339,11 @@ class OriginHandler(BaseHTTPRequestHandler):
             pass
 
     def _answer(self, status, body, content_type, chunked=False, slow_ms=0,
-                piece=16, fault=None):
+                piece=16, fault=None, extra_headers=()):
         """Writes the answer; fault "reset" or "truncated" stops it halfway."""
         self.send_response(status)
+        for name, value in extra_headers:
+            self.send_header(name, value)
         if status in (204, 304):
             self.end_headers()
             return
