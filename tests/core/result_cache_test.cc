@@ -1,11 +1,15 @@
 // ResultCache on its own (explicit times), and the Group with a cache policy.
 #include "core/result_cache.h"
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "core/group.h"
+#include "fetchers/echo_fetcher.h"
 #include "gtest/gtest.h"
 #include "tests/core/test_fetchers.h"
 
@@ -191,6 +195,16 @@ TEST(ResultCacheTest, EarlyRefreshComesCloserToTheTtlAndOnlyOnce) {
   EXPECT_EQ(refreshes, 1);
 }
 
+// Waits (bounded) until `answered` reaches `n`.
+bool PollUntilAnswered(const std::atomic<int>& answered, int n) {
+  absl::Time end = absl::Now() + absl::Seconds(30);
+  while (answered.load() < n) {
+    if (absl::Now() > end) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
 class GroupCacheTest : public ::testing::Test {
  protected:
   NamedFetcher Manual(CachePolicy cache) {
@@ -301,6 +315,42 @@ TEST_F(GroupCacheTest, AHangingBackendIsHiddenByTheLastGoodValueToo) {
   EXPECT_EQ(outcome.value(), "good");
   EXPECT_TRUE(outcome.stale);
   backend->Take();
+}
+
+TEST_F(GroupCacheTest, ConcurrentCallersRefreshesAndPurgesAgree) {
+  // For ThreadSanitizer: callers on several threads, values that expire
+  // within the run, refreshes answered on the timer thread, early refresh,
+  // evictions and purges, all at once.
+  CachePolicy cache;
+  cache.ttl = absl::Milliseconds(2);
+  cache.stale_while_revalidate = absl::Milliseconds(2);
+  cache.stale_if_error = absl::Milliseconds(5);
+  cache.early_refresh = true;
+  cache.max_bytes = 4000;
+  FetcherPolicy policy;
+  policy.cache = cache;
+  NamedFetcher fetcher = Named(
+      "echo", std::make_unique<EchoFetcher>(&timers_, absl::Microseconds(300)),
+      policy);
+  std::atomic<int> answered{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&, t] {
+      for (int i = 0; i < 1500; ++i) {
+        std::string key = "k" + std::to_string((i * 7 + t) % 30);
+        group_.Do(fetcher, Call{key, key, t % 2 == 0 ? "a" : "b", nullptr},
+                  [&answered, key](Outcome outcome) {
+                    EXPECT_TRUE(outcome.status().ok());
+                    EXPECT_EQ(outcome.value(), key);
+                    answered.fetch_add(1);
+                  });
+        if (i % 500 == 0) fetcher.cache->DropPrefix("k1");
+      }
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  ASSERT_TRUE(PollUntilAnswered(answered, 4 * 1500));
+  EXPECT_LE(fetcher.cache->stats().bytes, cache.max_bytes);
 }
 
 TEST_F(GroupCacheTest, WithoutAPolicyNothingIsKept) {
