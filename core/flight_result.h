@@ -26,6 +26,10 @@ struct FlightResult {
   std::string value;  // Empty unless status is OK.
   // What the backend said about caching the value, if it said anything.
   std::optional<CacheDirectives> directives = std::nullopt;
+  // True for what a fetcher answered (a value or its error); false for the
+  // tier's own outcomes (a timeout, a refusal by a limit, a caller who left,
+  // a server stopping), which a cache never keeps.
+  bool from_fetcher = false;
 };
 
 }  // namespace singleflight

@@ -70,7 +70,13 @@ Group::Ticket Group::DoCached(const NamedFetcher& fetcher, const Call& call,
   absl::Time now = absl::Now();
   ResultCache::Found found = cache->Find(call.scope, call.key, now);
   if (found.kind != ResultCache::Kind::kMiss) {
-    if (found.refresh) Refresh(fetcher, call);
+    if (found.refresh) {
+      if (closed_.load(std::memory_order_acquire)) {
+        cache->RefreshFailed(call.scope, call.key, /*background=*/true);
+      } else {
+        Refresh(fetcher, call);
+      }
+    }
     waiter(Outcome{std::move(found.result), /*shared=*/true, found.age,
                    /*stale=*/found.kind == ResultCache::Kind::kStale});
     return Ticket();
@@ -81,10 +87,11 @@ Group::Ticket Group::DoCached(const NamedFetcher& fetcher, const Call& call,
   return DoFlight(
       fetcher, call,
       [cache, scope = std::string(call.scope), key = std::string(call.key),
-       started = now, waiter = std::move(waiter)](Outcome outcome) mutable {
+       started = now, epoch = cache->epoch(),
+       waiter = std::move(waiter)](Outcome outcome) mutable {
         absl::Time now = absl::Now();
-        if (cache->Keeps(outcome.status())) {
-          cache->Store(scope, key, outcome.result, now, now - started);
+        if (outcome.result->from_fetcher && cache->Keeps(outcome.status())) {
+          cache->Store(scope, key, outcome.result, started, now, epoch);
           waiter(std::move(outcome));
           return;
         }
@@ -103,10 +110,11 @@ void Group::Refresh(const NamedFetcher& fetcher, const Call& call) {
   DoFlight(
       fetcher, call,
       [cache = fetcher.cache, scope = std::string(call.scope),
-       key = std::string(call.key), started = absl::Now()](Outcome outcome) {
+       key = std::string(call.key), started = absl::Now(),
+       epoch = fetcher.cache->epoch()](Outcome outcome) {
         absl::Time now = absl::Now();
-        if (cache->Keeps(outcome.status())) {
-          cache->Store(scope, key, outcome.result, now, now - started);
+        if (outcome.result->from_fetcher && cache->Keeps(outcome.status())) {
+          cache->Store(scope, key, outcome.result, started, now, epoch);
         } else {
           cache->RefreshFailed(scope, key, /*background=*/true);
         }
@@ -245,11 +253,14 @@ bool Group::RunFetch(const std::shared_ptr<Flight>& flight,
   auto done = [flight](absl::StatusOr<std::string> value) {
     if (value.ok()) {
       // The fetch wrote its directives, if any, before calling back.
-      flight->group->Complete(
-          flight, {absl::OkStatus(), *std::move(value), flight->directives},
-          Source::kFetcher, /*cancel_fetch=*/false);
+      flight->group->Complete(flight,
+                              {absl::OkStatus(), *std::move(value),
+                               flight->directives, /*from_fetcher=*/true},
+                              Source::kFetcher, /*cancel_fetch=*/false);
     } else {
-      flight->group->Complete(flight, {value.status(), "", std::nullopt},
+      flight->group->Complete(flight,
+                              {value.status(), "", std::nullopt,
+                               /*from_fetcher=*/true},
                               Source::kFetcher,
                               /*cancel_fetch=*/false);
     }
@@ -330,7 +341,10 @@ bool Group::EndLocked(const std::shared_ptr<Flight>& flight,
     return true;
   }
   const FetcherPolicy& policy = flight->fetcher.policy;
+  // With a cache, the cache keeps values: a lingering one would hand a
+  // refresh the very value it is to replace.
   const bool linger = source == Source::kFetcher && !flight->forgotten &&
+                      flight->fetcher.cache == nullptr &&
                       policy.linger > absl::ZeroDuration() &&
                       (result->status.ok() || policy.linger_errors);
   if (linger) {
@@ -479,6 +493,7 @@ bool Group::Forget(absl::string_view fetcher, absl::string_view key,
 }
 
 void Group::FailAll(const absl::Status& status) {
+  closed_.store(true, std::memory_order_release);
   auto failure = Failure(status);
   for (Shard& shard : shards_) {
     std::vector<std::pair<std::shared_ptr<Flight>, Ending>> endings;

@@ -2,6 +2,7 @@
 #define SINGLEFLIGHT_CORE_GROUP_H_
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -322,6 +323,8 @@ class Group {
 
   TimerQueue* const timers_;
   FlightObserver* const observer_;
+  // Set by FailAll: background refreshes start no more.
+  std::atomic<bool> closed_{false};
   std::array<Shard, kShards> shards_;
 };
 

@@ -11,9 +11,10 @@
 namespace singleflight {
 namespace {
 
-// What an entry costs beyond its strings: the map slot, the list node, the
-// result's control block.
-constexpr size_t kEntryOverhead = 192;
+// What an entry costs beyond its strings, measured (about): the map slot at
+// its load factor, the list node, the FlightResult with its control block
+// and directives.
+constexpr size_t kEntryOverhead = 512;
 
 }  // namespace
 
@@ -95,7 +96,8 @@ ResultCache::Found ResultCache::Find(absl::string_view scope,
 
 void ResultCache::Store(absl::string_view scope, absl::string_view key,
                         std::shared_ptr<const FlightResult> result,
-                        absl::Time now, absl::Duration execution) {
+                        absl::Time started, absl::Time now, uint64_t epoch) {
+  const absl::Duration execution = now - started;
   const bool negative = !result->status.ok();
   absl::Duration fresh_for = negative ? policy_.negative_ttl : policy_.ttl;
   absl::Duration stale_while_revalidate =
@@ -116,18 +118,27 @@ void ResultCache::Store(absl::string_view scope, absl::string_view key,
     stale_if_error = said.stale_if_error.value_or(stale_if_error);
   }
   std::string entry_key = EntryKey(scope, key);
-  size_t bytes = 2 * entry_key.size() + result->value.size() +
+  // The key is held three times (map, LRU list, entry).
+  size_t bytes = 3 * entry_key.size() + result->value.size() +
                  result->status.message().size() + kEntryOverhead;
   absl::MutexLock lock(&mu_);
+  if (epoch != epoch_.load(std::memory_order_relaxed)) return;
   auto it = entries_.find(entry_key);
   if (it != entries_.end()) {
     if (it->second.result == result) {
+      it->second.refreshing = false;
       lru_.splice(lru_.begin(), lru_, it->second.lru);
       return;
     }
+    // A newer flight's value stays.
+    if (it->second.stored > started) return;
     EraseLocked(it);
   }
-  if (fresh_for <= absl::ZeroDuration() || bytes > policy_.max_bytes / 10) {
+  // A value never fresh is still kept for its stale windows (max-age=0 or
+  // no-cache with stale-while-revalidate or stale-if-error).
+  absl::Duration kept_for =
+      fresh_for + std::max(stale_while_revalidate, stale_if_error);
+  if (kept_for <= absl::ZeroDuration() || bytes > policy_.max_bytes / 10) {
     return;
   }
   while (bytes_ + bytes > policy_.max_bytes && !lru_.empty()) {
@@ -177,6 +188,7 @@ ResultCache::Found ResultCache::StaleIfError(absl::string_view scope,
 
 bool ResultCache::Drop(absl::string_view scope, absl::string_view key) {
   absl::MutexLock lock(&mu_);
+  epoch_.fetch_add(1, std::memory_order_release);
   auto it = entries_.find(EntryKey(scope, key));
   if (it == entries_.end()) return false;
   EraseLocked(it);
@@ -185,6 +197,7 @@ bool ResultCache::Drop(absl::string_view scope, absl::string_view key) {
 
 size_t ResultCache::DropPrefix(absl::string_view prefix) {
   absl::MutexLock lock(&mu_);
+  epoch_.fetch_add(1, std::memory_order_release);
   std::vector<std::string> doomed;
   for (const auto& [entry_key, entry] : entries_) {
     if (absl::StartsWith(entry.key, prefix)) doomed.push_back(entry_key);

@@ -102,12 +102,19 @@ class ResultCache {
   // negative_codes.
   bool Keeps(const absl::Status& status) const;
 
-  // Keeps `result` (REQUIRES: Keeps(result->status)) as (scope, key)'s,
-  // finished at `now` after an execution of about `execution`. Storing the
-  // result an entry already holds only marks it used.
+  // The current epoch: a flight takes it when it starts, and Store refuses
+  // the results of flights that started before a Drop or DropPrefix (which
+  // advance it), so that a dropped value does not come back.
+  uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
+
+  // Keeps `result` (REQUIRES: Keeps(result->status)) as (scope, key)'s: the
+  // result of a flight that started at `started` in `epoch` and finished at
+  // `now`. Refused when a Drop came since `epoch`, or when the entry holds
+  // a value stored after `started` (a newer flight's). Storing the result
+  // an entry already holds only marks it used.
   void Store(absl::string_view scope, absl::string_view key,
-             std::shared_ptr<const FlightResult> result, absl::Time now,
-             absl::Duration execution);
+             std::shared_ptr<const FlightResult> result, absl::Time started,
+             absl::Time now, uint64_t epoch);
 
   // A flight for (scope, key) ended without a result to keep: the entry may
   // be refreshed again. `background`: it was a refresh nobody waited on.
@@ -157,6 +164,7 @@ class ResultCache {
   std::list<std::string> lru_ ABSL_GUARDED_BY(mu_);
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
 
+  std::atomic<uint64_t> epoch_{0};
   std::atomic<uint64_t> hits_{0};
   std::atomic<uint64_t> stale_hits_{0};
   std::atomic<uint64_t> misses_{0};

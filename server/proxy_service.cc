@@ -40,6 +40,12 @@ absl::StatusOr<std::unique_ptr<ProxyService>> ProxyService::Create(
     FetcherPolicy policy = entry.policy;
     absl::Status valid = ValidatePolicy(policy);
     if (!valid.ok()) return Located(entry.origin, valid);
+    if (policy.cache.enabled()) {
+      return Located(entry.origin,
+                     absl::InvalidArgumentError(
+                         "cache: is not supported on proxy coalesce patterns "
+                         "(only on fetchers)"));
+    }
     for (const std::string& name : policy.forward_metadata) {
       if (!IsEndToEndMetadata(name)) {
         return Located(entry.origin,

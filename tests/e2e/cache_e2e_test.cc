@@ -153,8 +153,8 @@ TEST_F(CacheE2eTest, OnlyTheNegativeCodesNamedAreKept) {
 }
 
 TEST_F(CacheE2eTest, EvictionKeepsTheLeastRecentlyUsedOut) {
-  StartServer("    cache:\n      ttl: 60s\n      max_bytes: 20KiB\n");
-  // Values of 1,500 bytes: about 12 fit.
+  StartServer("    cache:\n      ttl: 60s\n      max_bytes: 40KiB\n");
+  // Values of 1,500 bytes (about 2 KiB each, kept): about 20 fit.
   for (int i = 0; i < 40; ++i) {
     ASSERT_TRUE(Do(absl::StrCat("n", i, "&size=1500")).ok());
   }
