@@ -79,6 +79,8 @@ bounded tests/deploy/proxy_bench.py --bin=build/bin --targets=direct,haproxy \
   --rounds=1 --duration=1s --scenario=throughput > /dev/null
 bounded /usr/bin/python3 scripts/grpc_proxy_bench.py --bin=build/bin --quick \
   > /dev/null
+bounded /usr/bin/python3 scripts/cache_bench.py --bin=build/bin --quick \
+  > /dev/null
 
 step "locking annotations: clang -Wthread-safety"
 bounded scripts/check-thread-safety.sh build
