@@ -403,10 +403,6 @@ def main():
                         help="require client certificates signed by this CA")
     args = parser.parse_args()
     OriginHandler.verbose = args.verbose
-    # With SO_REUSEADDR, Linux may give two servers that bind port 0 at the
-    # same moment the same port, and both listen on it: tests running in
-    # parallel then share one origin. Only a fixed port needs the option.
-    OriginServer.allow_reuse_address = args.port != 0
     server = OriginServer((args.host, args.port), OriginHandler)
     if args.tls_cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
