@@ -180,8 +180,11 @@ int DoOnce(Client& client, const std::string& key, bool json) {
     auto& fields = *reply.mutable_fields();
     fields["value"].set_string_value(absl::Base64Escape(result->value));
     fields["shared"].set_bool_value(result->shared);
-    fields["age_seconds"] = NumberValue(absl::ToDoubleSeconds(result->age));
-    fields["stale"].set_bool_value(result->stale);
+    // As in the text form: only for a value from the fetcher's cache.
+    if (result->age > absl::ZeroDuration() || result->stale) {
+      fields["age_seconds"] = NumberValue(absl::ToDoubleSeconds(result->age));
+      fields["stale"].set_bool_value(result->stale);
+    }
     PrintJson(reply);
     return 0;
   }
