@@ -80,8 +80,18 @@ FetcherPolicy Lingering() {
 
 class GroupStressTest : public ::testing::TestWithParam<FetcherPolicy (*)()> {};
 
+// Names the cases by index, not by the function's address, which may
+// differ between the run that lists the tests for ctest and the run that
+// runs one.
+std::string PolicyName(
+    const ::testing::TestParamInfo<FetcherPolicy (*)()>& info) {
+  static const char* const kNames[] = {"Plain", "Limited", "Lingering"};
+  return kNames[info.index];
+}
+
 INSTANTIATE_TEST_SUITE_P(Policies, GroupStressTest,
-                         ::testing::Values(&Plain, &Limited, &Lingering));
+                         ::testing::Values(&Plain, &Limited, &Lingering),
+                         PolicyName);
 
 TEST_P(GroupStressTest, EveryWaiterGetsExactlyOneOutcome) {
   constexpr int kThreads = 8;
