@@ -18,6 +18,31 @@
 namespace singleflight {
 namespace {
 
+// Counts a forwarded call as open, on both counts, and makes its upstream
+// context: the caller's deadline and `metadata`.
+std::unique_ptr<grpc::ClientContext> OpenUpstreamCall(
+    const grpc::GenericCallbackServerContext& context, const Metadata& metadata,
+    ProxyUpstream* upstream, std::atomic<int>* open_calls) {
+  open_calls->fetch_add(1, std::memory_order_relaxed);
+  upstream->CallStarted();
+  auto client_context = std::make_unique<grpc::ClientContext>();
+  if (context.deadline() != std::chrono::system_clock::time_point::max()) {
+    client_context->set_deadline(context.deadline());
+  }
+  for (const auto& [name, value] : metadata) {
+    client_context->AddMetadata(name, value);
+  }
+  return client_context;
+}
+
+// Once the call (and its upstream context) is gone. The open count first:
+// the owner of both waits for CallEnded (ProxyUpstream::WaitForCalls)
+// before it may go.
+void CloseUpstreamCall(ProxyUpstream* upstream, std::atomic<int>* open_calls) {
+  open_calls->fetch_sub(1, std::memory_order_release);
+  upstream->CallEnded();
+}
+
 // Both halves of one forwarded call. The caller's side (Downstream) and the
 // upstream's (Upstream) are reactors of their own whose callbacks may run at
 // once on different threads; every decision, and the gRPC operation it
@@ -43,15 +68,8 @@ class ForwardedCall {
         open_calls_(open_calls),
         downstream_(this),
         upstream_side_(this) {
-    open_calls_->fetch_add(1, std::memory_order_relaxed);
-    upstream_->CallStarted();
-    client_context_ = std::make_unique<grpc::ClientContext>();
-    if (context->deadline() != std::chrono::system_clock::time_point::max()) {
-      client_context_->set_deadline(context->deadline());
-    }
-    for (const auto& [name, value] : metadata) {
-      client_context_->AddMetadata(name, value);
-    }
+    client_context_ =
+        OpenUpstreamCall(*context, metadata, upstream_, open_calls_);
   }
 
   grpc::ServerGenericBidiReactor* Start() {
@@ -227,10 +245,7 @@ class ForwardedCall {
     std::atomic<int>* open_calls = open_calls_;
     ProxyUpstream* upstream = upstream_;
     delete this;
-    // The count first: the owner of both waits for CallEnded
-    // (ProxyUpstream::WaitForCalls) before it may go.
-    open_calls->fetch_sub(1, std::memory_order_release);
-    upstream->CallEnded();
+    CloseUpstreamCall(upstream, open_calls);
   }
 
   grpc::GenericCallbackServerContext* const server_context_;
@@ -289,15 +304,8 @@ class ForwardedUnaryCall : public grpc::ServerGenericBidiReactor {
                      ProxyUpstream* upstream, const Metadata& metadata,
                      std::atomic<int>* open_calls)
       : server_context_(context), upstream_(upstream), open_calls_(open_calls) {
-    open_calls_->fetch_add(1, std::memory_order_relaxed);
-    upstream_->CallStarted();
-    client_context_ = std::make_unique<grpc::ClientContext>();
-    if (context->deadline() != std::chrono::system_clock::time_point::max()) {
-      client_context_->set_deadline(context->deadline());
-    }
-    for (const auto& [name, value] : metadata) {
-      client_context_->AddMetadata(name, value);
-    }
+    client_context_ =
+        OpenUpstreamCall(*context, metadata, upstream_, open_calls_);
     StartRead(&request_);
   }
 
@@ -353,8 +361,7 @@ class ForwardedUnaryCall : public grpc::ServerGenericBidiReactor {
     std::atomic<int>* open_calls = open_calls_;
     ProxyUpstream* upstream = upstream_;
     delete this;
-    open_calls->fetch_sub(1, std::memory_order_release);
-    upstream->CallEnded();
+    CloseUpstreamCall(upstream, open_calls);
   }
 
   grpc::GenericCallbackServerContext* const server_context_;
